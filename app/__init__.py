@@ -1,0 +1,1 @@
+"""Tenantry: a multi-tenant SaaS backend with tenant isolation in the app and in PostgreSQL."""

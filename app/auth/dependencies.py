@@ -1,0 +1,68 @@
+"""CurrentUser and role checks: who is calling, verified against the database every request."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+
+from app.core.errors import Forbidden, Unauthorized
+from app.core.security import Principal
+from app.db.session import SessionDep
+from app.tenants.models import Tenant, TenantStatus
+from app.users.models import Role, User
+
+# Declared for OpenAPI only (the Authorize dialog on /docs); TenantMiddleware does the work.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+async def get_principal(request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    principal = request.state.principal
+    if principal is None:
+        raise Unauthorized("invalid or expired token" if request.state.token_error else "not authenticated")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_current_user(principal: PrincipalDep, session: SessionDep) -> User:
+    """Load the caller in the request's transaction; a token outlives nothing it names.
+
+    A deactivated user, a suspended or deleted tenant, a changed password (token_version)
+    or a deleted user all make a still-unexpired token fail here, at once.
+    """
+    row = (
+        await session.execute(
+            select(User, Tenant.status)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(User.id == principal.user_id)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("invalid or expired token")
+    user, tenant_status = row
+    if (
+        not user.is_active
+        or tenant_status is not TenantStatus.active
+        or user.token_version != principal.token_version
+    ):
+        raise Unauthorized("invalid or expired token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(*roles: Role):
+    async def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise Forbidden("your role does not allow this")
+        return user
+
+    return check
+
+
+AdminUser = Annotated[User, Depends(require_role(Role.owner, Role.admin))]

@@ -1,0 +1,181 @@
+"""Domain errors and the one place that turns every error into a JSON response.
+
+Services raise AppError subclasses (never HTTPException); the handlers below render
+`{"error": code, "detail": message}` with the right status. Database errors that input can
+cause (unique/foreign-key/check violations) become 409/404/422 naming the field, and an
+unreachable database becomes 503; nothing reaches the client as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("tenantry.errors")
+
+
+class AppError(Exception):
+    status_code = 400
+    code = "bad_request"
+    headers: dict[str, str] | None = None
+
+    def __init__(self, detail: Any = None, *, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail if detail is not None else self.code.replace("_", " ")
+        if code:
+            self.code = code
+        if headers:
+            self.headers = headers
+
+
+class NotFound(AppError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    status_code, code = 409, "conflict"
+
+
+class Forbidden(AppError):
+    status_code, code = 403, "forbidden"
+
+
+class Unauthorized(AppError):
+    status_code, code = 401, "not_authenticated"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class PreconditionFailed(AppError):
+    status_code, code = 412, "precondition_failed"
+
+
+class Invalid(AppError):
+    """Input that passed the schema but breaks a rule (422 naming the field)."""
+
+    status_code, code = 422, "validation_error"
+
+    def __init__(self, field: str | list[Any], message: str):
+        loc = field if isinstance(field, list) else ["body", field]
+        super().__init__([{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+class TooManyRequests(AppError):
+    status_code, code = 429, "too_many_requests"
+
+
+class ServiceUnavailable(AppError):
+    status_code, code = 503, "service_unavailable"
+
+
+def error_response(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+# Constraint name (from the naming convention) → (status, code, field) for the client.
+_CONSTRAINT_RE = re.compile(r'constraint "([^"]+)"')
+
+
+def _constraint_name(exc: DBAPIError) -> str | None:
+    orig = getattr(exc.orig, "__cause__", None) or exc.orig
+    name = getattr(orig, "constraint_name", None)
+    if name:
+        return name
+    match = _CONSTRAINT_RE.search(str(exc.orig))
+    return match.group(1) if match else None
+
+
+def _field_of(constraint: str) -> str:
+    # uq_items_tenant_id_name → name; uq_tags_tenant_id_lower_name → name; fk_items_tenant_id_owner_id_users → owner_id
+    for prefix in ("uq_", "fk_", "ck_", "ix_"):
+        if constraint.startswith(prefix):
+            constraint = constraint[len(prefix):]
+    parts = constraint.split("_tenant_id_", 1)
+    tail = parts[1] if len(parts) == 2 else constraint
+    for noise in ("lower_", "_users", "_items", "_tags", "_tenants"):
+        tail = tail.replace(noise, "")
+    return tail
+
+
+def integrity_error_response(exc: IntegrityError) -> JSONResponse:
+    sqlstate = getattr(getattr(exc.orig, "__cause__", None) or exc.orig, "sqlstate", None)
+    constraint = _constraint_name(exc) or ""
+    field = _field_of(constraint) if constraint else None
+    if sqlstate == "23505":  # unique_violation
+        return error_response(409, "conflict", {"field": field, "message": f"{field} already exists"})
+    if sqlstate == "23503":  # foreign_key_violation: a referenced row of this tenant is missing
+        if "is still referenced" in str(exc.orig):
+            return error_response(409, "conflict", {"field": field, "message": "still referenced"})
+        return error_response(404, "not_found", f"referenced {field} not found")
+    if sqlstate == "23514":  # check_violation
+        return error_response(422, "validation_error", [{"loc": ["body", field], "msg": "out of range", "type": "value_error"}])
+    log.warning("integrity error not mapped: %s", exc.orig)
+    return error_response(409, "conflict", "the change conflicts with existing data")
+
+
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(getattr(orig, "__cause__", None) or orig, "sqlstate", None)
+    if sqlstate in _UNAVAILABLE_SQLSTATES:
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    text = f"{type(orig).__name__} {orig}" if orig is not None else repr(exc)
+    return any(s in text for s in ("ConnectionDoesNotExist", "ConnectionRefused", "connection was closed",
+                                   "CannotConnectNow", "Connect call failed", "OSError", "TimeoutError"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError):
+        return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return error_response(422, "validation_error", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, exc.detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError):
+        return integrity_error_response(exc)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError):
+        return error_response(412, "precondition_failed", "the resource was changed by another request")
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _pool_timeout(request: Request, exc: PoolTimeoutError):
+        return error_response(503, "service_unavailable", "database busy, retry shortly", {"Retry-After": "1"})
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError):
+        if _is_unavailable(exc):
+            return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
+        log.exception("database error", exc_info=exc)
+        return error_response(500, "internal_error", "internal error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        if _is_unavailable(exc) or isinstance(exc, (ConnectionError, OSError)):
+            return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "internal error")

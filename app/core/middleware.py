@@ -1,0 +1,97 @@
+"""Pure ASGI middleware: request id + access log, and the bearer token → Principal step.
+
+Pure ASGI rather than BaseHTTPMiddleware: no extra task or body buffering per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.core.security import InvalidToken, decode_access_token
+
+access_log = logging.getLogger("tenantry.access")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    """Accept X-Request-ID (or make one), return it, and log one line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                request_id = candidate if _REQUEST_ID_RE.match(candidate) else None
+                break
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                principal = scope["state"].get("principal")
+                access_log.info(
+                    "%s %s %s %.1fms request_id=%s tenant_id=%s user_id=%s",
+                    scope["method"], scope["path"], status,
+                    (time.perf_counter() - started) * 1000, request_id,
+                    principal.tenant_id if principal else "-",
+                    principal.user_id if principal else "-",
+                )
+
+
+class TenantMiddleware:
+    """Verify the bearer token (if any) and put an immutable Principal on request.state.
+
+    No token → anonymous (routes that need one answer 401). A bad token is remembered as
+    such, so protected routes answer 401 rather than treating the caller as anonymous.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            state = scope.setdefault("state", {})
+            state["principal"] = None
+            state["token_error"] = None
+            token = _bearer_token(scope["headers"])
+            if token is not None:
+                try:
+                    state["principal"] = decode_access_token(self.settings, token)
+                except InvalidToken as exc:
+                    state["token_error"] = str(exc)
+        await self.app(scope, receive, send)
+
+
+def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+            return None
+    return None

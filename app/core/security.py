@@ -1,0 +1,135 @@
+"""Password hashing (bcrypt via passlib, off the event loop) and JWT access tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+from jose import jwt
+from jose.exceptions import JOSEError
+from passlib.context import CryptContext
+
+from app.core.config import Settings
+
+BCRYPT_MAX_BYTES = 72
+# Claims every access token must carry; a token missing any of them is refused.
+REQUIRED_CLAIMS = ("sub", "tid", "role", "iat", "exp", "jti", "iss", "aud", "ver")
+
+
+class InvalidToken(Exception):
+    """Any reason a bearer token is not acceptable; always answered as the same 401."""
+
+
+class PasswordTooLong(ValueError):
+    pass
+
+
+# --- passwords -------------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def _crypt_context(rounds: int) -> CryptContext:
+    # truncate_error: bcrypt only reads 72 bytes; refuse rather than silently ignore the rest.
+    return CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds, bcrypt__truncate_error=True)
+
+
+def check_password_length(password: str) -> None:
+    if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
+        raise PasswordTooLong(f"password must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8")
+
+
+async def hash_password(password: str, rounds: int) -> str:
+    check_password_length(password)
+    # bcrypt costs ~0.25 s of CPU at 12 rounds: a worker thread keeps the event loop free.
+    return await asyncio.to_thread(_crypt_context(rounds).hash, password)
+
+
+async def verify_password(password: str, password_hash: str, rounds: int) -> tuple[bool, str | None]:
+    """(matches, new_hash): new_hash is set when the stored hash used another cost."""
+    if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
+        return False, None
+    return await asyncio.to_thread(_crypt_context(rounds).verify_and_update, password, password_hash)
+
+
+@lru_cache(maxsize=8)
+def dummy_hash(rounds: int) -> str:
+    """A real hash to verify against when the user does not exist (same time as a miss)."""
+    return _crypt_context(rounds).hash(secrets.token_urlsafe(16))
+
+
+# --- opaque tokens ---------------------------------------------------------------------
+
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+# --- access tokens ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, from a verified access token. Immutable for the whole request."""
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: str
+    token_version: int
+    jti: str
+
+
+def create_access_token(
+    settings: Settings, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, token_version: int
+) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": str(user_id),
+        "tid": str(tenant_id),
+        "role": role,
+        "ver": token_version,
+        "iat": now,
+        "nbf": now,
+        "exp": now + settings.access_token_minutes * 60,
+        "jti": uuid.uuid4().hex,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    return jwt.encode(claims, settings.secret_key, algorithm=settings.jwt_algorithm)
+
+
+MAX_TOKEN_LENGTH = 4096
+
+
+def decode_access_token(settings: Settings, token: str) -> Principal:
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("token too large")
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[settings.jwt_algorithm],  # pinned: no alg=none, no RS/HS confusion
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require_" + c: True for c in ("exp", "iat", "sub", "jti", "aud", "iss")}
+            | {"leeway": settings.jwt_leeway_seconds},
+        )
+        if any(c not in claims for c in REQUIRED_CLAIMS):
+            raise InvalidToken("missing claim")
+        if claims["iat"] > time.time() + settings.jwt_leeway_seconds:
+            raise InvalidToken("issued in the future")
+        return Principal(
+            user_id=uuid.UUID(claims["sub"]),
+            tenant_id=uuid.UUID(claims["tid"]),
+            role=str(claims["role"]),
+            token_version=int(claims["ver"]),
+            jti=str(claims["jti"]),
+        )
+    # JWKError is not a JWTError: catch the common base. Bad UUIDs/ints are invalid too.
+    except (JOSEError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidToken(str(exc)) from exc

@@ -1,0 +1,89 @@
+"""The one place tenant isolation is written for the ORM (PostgreSQL RLS is the second layer).
+
+A session is bound to a tenant through `session.info["tenant_id"]`; three events enforce it:
+- after_begin: `set_config('app.tenant_id', <tenant>, true)`, transaction-local, so a pooled
+  connection can never carry a tenant into the next transaction; RLS policies read it;
+- do_orm_execute: every ORM SELECT/UPDATE/DELETE touching a TenantBase entity gets
+  `tenant_id = <tenant>`; with no tenant bound it raises instead (fail closed);
+- before_flush: new TenantBase rows get the session's tenant_id; a row naming another tenant,
+  or a tenant-owned row in a session without a tenant, is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from app.db.base import TenantBase
+
+TENANT_KEY = "tenant_id"
+SET_TENANT_SQL = text("SELECT set_config('app.tenant_id', :tenant, true)")
+
+
+class TenantContextError(RuntimeError):
+    """Tenant-owned data was touched without a tenant, or across tenants. A bug, never input."""
+
+
+def session_tenant(session: Session) -> uuid.UUID | None:
+    return session.info.get(TENANT_KEY)
+
+
+async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Bind a session to a tenant, also inside an already-open transaction.
+
+    Used by the few platform flows that learn the tenant mid-request (login by slug,
+    provisioning). Request sessions are bound before their first statement instead.
+    """
+    session.info[TENANT_KEY] = tenant_id
+    if session.in_transaction():
+        await session.execute(SET_TENANT_SQL, {"tenant": str(tenant_id)})
+
+
+@event.listens_for(Session, "after_begin")
+def _set_tenant_setting(session: Session, transaction, connection) -> None:
+    tenant = session_tenant(session)
+    # '' (not a skipped call) when unbound: RLS then matches nothing, whatever came before.
+    connection.execute(SET_TENANT_SQL, {"tenant": str(tenant) if tenant else ""})
+
+
+def _touches_tenant_data(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, TenantBase) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _add_tenant_criteria(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    # Relationship and column loads inherit the criteria from the statement that started them.
+    if state.is_column_load or state.is_relationship_load:
+        return
+    if not _touches_tenant_data(state):
+        return
+    tenant = session_tenant(state.session)
+    if tenant is None:
+        raise TenantContextError("query on tenant-owned data in a session without a tenant")
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantBase, lambda cls: cls.tenant_id == tenant, include_aliases=True
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_tenant(session: Session, flush_context, instances) -> None:
+    tenant = session_tenant(session)
+    for obj in session.new:
+        if not isinstance(obj, TenantBase):
+            continue
+        if tenant is None:
+            raise TenantContextError(f"new {type(obj).__name__} in a session without a tenant")
+        if obj.tenant_id is None:
+            obj.tenant_id = tenant
+        elif obj.tenant_id != tenant:
+            raise TenantContextError(f"new {type(obj).__name__} names another tenant")
+    for obj in session.dirty:
+        if isinstance(obj, TenantBase) and obj.tenant_id != tenant:
+            raise TenantContextError(f"{type(obj).__name__} moved to another tenant")

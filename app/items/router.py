@@ -1,0 +1,5 @@
+"""items routes (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/items", tags=["items"])

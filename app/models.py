@@ -1,0 +1,8 @@
+"""Imports every model so that metadata (Alembic, the RLS checks) sees all tables."""
+
+from app.auth.models import LoginAttempt, RefreshToken
+from app.items.models import Item, Tag, item_tags
+from app.tenants.models import Tenant
+from app.users.models import Role, User
+
+__all__ = ["Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "User", "item_tags"]

@@ -1,0 +1,57 @@
+"""Platform control plane for operators' remote scripts, behind X-Platform-Key.
+
+Disabled (every route 404) when PLATFORM_API_KEY is unset. The key is compared in constant
+time. These routes work across tenants by design, through app.tenants.service only.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+
+from app.core.errors import NotFound, Unauthorized
+from app.db.session import SessionDep
+from app.tenants import service as tenant_service
+from app.tenants.models import TenantStatus
+from app.tenants.schemas import ProvisionedTenant, TenantCreate, TenantRead
+
+
+async def require_platform_key(
+    request: Request, x_platform_key: Annotated[str | None, Header()] = None
+) -> None:
+    expected = request.app.state.settings.platform_api_key
+    if not expected:
+        raise NotFound("Not Found")
+    if x_platform_key is None or not hmac.compare_digest(x_platform_key.encode(), expected.encode()):
+        raise Unauthorized("invalid platform key", headers={"WWW-Authenticate": "X-Platform-Key"})
+
+
+router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)])
+
+
+@router.post("", response_model=ProvisionedTenant, status_code=201)
+async def create_tenant(data: TenantCreate, request: Request, session: SessionDep):
+    return await tenant_service.create_tenant(session, request.app.state.settings, data)
+
+
+@router.get("", response_model=list[TenantRead])
+async def list_tenants(session: SessionDep):
+    return await tenant_service.list_tenants(session)
+
+
+@router.post("/{slug}/suspend", response_model=TenantRead)
+async def suspend_tenant(slug: str, session: SessionDep):
+    return await tenant_service.set_status(session, slug, TenantStatus.suspended)
+
+
+@router.post("/{slug}/resume", response_model=TenantRead)
+async def resume_tenant(slug: str, session: SessionDep):
+    return await tenant_service.set_status(session, slug, TenantStatus.active)
+
+
+@router.delete("/{slug}", status_code=204)
+async def delete_tenant(slug: str, session: SessionDep) -> Response:
+    await tenant_service.delete_tenant(session, slug)
+    return Response(status_code=204)

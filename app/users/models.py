@@ -1,0 +1,33 @@
+"""User: a tenant-owned account; email is unique per tenant (stored lower-cased)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Enum, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import TenantBase, Timestamps, UUIDPrimaryKey
+
+
+class Role(StrEnum):
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+
+
+class User(UUIDPrimaryKey, Timestamps, TenantBase):
+    __tablename__ = "users"
+    __table_args__ = (
+        # The target of every composite FK (tenant_id, user_id) from other tenant tables.
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "email"),
+    )
+
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    full_name: Mapped[str] = mapped_column(String(200), nullable=False, server_default=text("''"))
+    role: Mapped[Role] = mapped_column(Enum(Role, name="user_role"), nullable=False, default=Role.member)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # Bumped on password change / deactivation: access tokens carry it, so old ones stop working.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

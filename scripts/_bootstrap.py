@@ -1,0 +1,46 @@
+"""Shared by scripts/run.py and scripts/test.py: make .venv and install the project into it.
+
+Only the standard library is used here, because this runs before anything is installed.
+The install is skipped when pyproject.toml has not changed since the last one (a stamp
+file holds its hash), so the second run starts in a second, not a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".tenantry-installed"
+
+
+def venv_bin(name: str) -> Path:
+    return VENV / "bin" / name
+
+
+def ensure_venv(extras: str = "dev") -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("Tenantry needs Python 3.11 or newer (found %s)." % sys.version.split()[0])
+    if not venv_bin("python").exists():
+        print(f"[tenantry] creating virtualenv in {VENV}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == want:
+        return
+    print("[tenantry] installing dependencies (first run only)", flush=True)
+    pip = [str(venv_bin("python")), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    target = f".[{extras}]" if extras else "."
+    subprocess.run([*pip, "-e", target], check=True, cwd=ROOT)
+    STAMP.write_text(want)
+
+
+def exec_in_venv(program: str, args: list[str]) -> None:
+    """Replace this process with a program from the virtualenv (signals go straight to it)."""
+    exe = str(venv_bin(program))
+    os.chdir(ROOT)
+    os.execv(exe, [exe, *args])
