@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
 
 import httpx
 import pytest
@@ -18,7 +20,8 @@ from app.core.config import ROOT, Environment, Settings
 from app.db.setup import DatabaseUrls, bootstrap, run_migrations
 from tests.factories import Factory
 
-TEST_DB_NAME = "tenantry_test"
+# One database per test run (by pid), so parallel runs on one server never collide.
+TEST_DB_NAME = os.environ.get("TENANTRY_TEST_DB") or f"tenantry_test_{os.getpid()}"
 TEST_PGDATA = ROOT / ".tenantry" / "pgdata"
 PLATFORM_KEY = "test-platform-key-0123456789"
 
@@ -34,11 +37,44 @@ def admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def db_urls(admin_url: str) -> DatabaseUrls:
+def db_urls(admin_url: str) -> Iterator[DatabaseUrls]:
     base = Settings(_env_file=None)
+    asyncio.run(_drop_stale_test_databases(admin_url))
     urls = asyncio.run(bootstrap(admin_url, base, database=TEST_DB_NAME, recreate=True))
     run_migrations(urls.owner_url)
-    return urls
+    yield urls
+    asyncio.run(_drop_database(admin_url, TEST_DB_NAME))
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _drop_stale_test_databases(admin_url: str) -> None:
+    """Databases left by runs that were killed (their pid is gone)."""
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        names = await conn.fetch("SELECT datname FROM pg_database WHERE datname ~ '^tenantry_test_[0-9]+$'")
+    finally:
+        await conn.close()
+    for (name,) in names:
+        pid = int(name.rsplit("_", 1)[1])
+        if pid != os.getpid() and not _pid_alive(pid):
+            await _drop_database(admin_url, name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def make_settings(db_urls: DatabaseUrls, **overrides) -> Settings:
