@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
 from app.db.session import SessionDep
-from app.tenants.models import Tenant, TenantStatus
+from app.db.tenancy import TENANT_SET_BY_FIRST_STATEMENT
 from app.users.models import Role, User
+
+ENTER_SQL = text("SELECT * FROM tenantry_enter(:tenant, :user)")
 
 # Declared for OpenAPI only (the Authorize dialog on /docs); TenantMiddleware does the work.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -34,21 +36,16 @@ async def get_current_user(principal: PrincipalDep, session: SessionDep) -> User
     A deactivated user, a suspended or deleted tenant, a changed password (token_version)
     or a deleted user all make a still-unexpired token fail here, at once.
     """
-    row = (
+    # One round trip sets the tenant for this transaction and loads the user, only if the
+    # tenant is active (tenantry_enter, migration 0002); RLS applies to it as to any query.
+    session.info[TENANT_SET_BY_FIRST_STATEMENT] = not session.in_transaction()
+    user = (
         await session.execute(
-            select(User, Tenant.status)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.id == principal.user_id)
+            select(User).from_statement(ENTER_SQL),
+            {"tenant": principal.tenant_id, "user": principal.user_id},
         )
-    ).first()
-    if row is None:
-        raise Unauthorized("invalid or expired token")
-    user, tenant_status = row
-    if (
-        not user.is_active
-        or tenant_status is not TenantStatus.active
-        or user.token_version != principal.token_version
-    ):
+    ).scalar_one_or_none()
+    if user is None or not user.is_active or user.token_version != principal.token_version:
         raise Unauthorized("invalid or expired token")
     return user
 

@@ -20,6 +20,10 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from app.db.base import TenantBase
 
 TENANT_KEY = "tenant_id"
+# Set by a caller whose first statement sets the tenant itself (tenantry_enter(), see
+# app/auth/dependencies.py): after_begin then skips its own set_config round trip. If that
+# statement never runs, no tenant is set and RLS shows nothing: this fails closed.
+TENANT_SET_BY_FIRST_STATEMENT = "tenant_set_by_first_statement"
 SET_TENANT_SQL = text("SELECT set_config('app.tenant_id', :tenant, true)")
 
 
@@ -44,6 +48,8 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _set_tenant_setting(session: Session, transaction, connection) -> None:
+    if session.info.pop(TENANT_SET_BY_FIRST_STATEMENT, False):
+        return
     tenant = session_tenant(session)
     # '' (not a skipped call) when unbound: RLS then matches nothing, whatever came before.
     connection.execute(SET_TENANT_SQL, {"tenant": str(tenant) if tenant else ""})
@@ -65,6 +71,8 @@ def _add_tenant_criteria(state: ORMExecuteState) -> None:
     tenant = session_tenant(state.session)
     if tenant is None:
         raise TenantContextError("query on tenant-owned data in a session without a tenant")
+    if state.is_from_statement:
+        return  # textual SQL: its own WHERE and RLS scope it; criteria cannot be added
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantBase, lambda cls: cls.tenant_id == tenant, include_aliases=True
