@@ -67,6 +67,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_bootstrap(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
     from app.db.setup import bootstrap
 
     urls = asyncio.run(
@@ -77,9 +79,10 @@ def cmd_db_bootstrap(args: argparse.Namespace) -> int:
             app_password=args.app_password or os.environ.get("APP_DB_PASSWORD"),
         )
     )
-    print("roles and database ready; set:")
-    print(f"  MIGRATION_DATABASE_URL={urls.owner_url}")
-    print(f"  DATABASE_URL={urls.app_url}")
+    # Passwords masked: this output ends up in logs (e.g. the compose `migrate` service).
+    print("roles and database ready; set (with the passwords you chose):")
+    print(f"  MIGRATION_DATABASE_URL={make_url(urls.owner_url).render_as_string(hide_password=True)}")
+    print(f"  DATABASE_URL={make_url(urls.app_url).render_as_string(hide_password=True)}")
     return 0
 
 
@@ -129,7 +132,9 @@ def cmd_tenants_create(args: argparse.Namespace) -> int:
             admin_password=args.admin_password, admin_full_name=args.admin_name or "",
         )
     except ValidationError as exc:
-        return _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return _fail("; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        ))
     try:
         result = _with_session(lambda s, settings: service.create_tenant(s, settings, data))
     except AppError as exc:

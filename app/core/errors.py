@@ -173,6 +173,15 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("database error", exc_info=exc)
         return error_response(500, "internal_error", "internal error")
 
+    # A database that is down fails at connect with a plain OSError (socket refused or missing,
+    # connect timeout) that SQLAlchemy does not wrap. Handled here, not in the catch-all below:
+    # Starlette re-raises what reaches the catch-all, so every request of an outage would log a
+    # traceback ("Exception in ASGI application") although the client got its 503.
+    @app.exception_handler(OSError)
+    async def _unreachable(request: Request, exc: OSError):
+        log.warning("database unreachable: %s: %s", type(exc).__name__, exc)
+        return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         if _is_unavailable(exc) or isinstance(exc, (ConnectionError, OSError)):

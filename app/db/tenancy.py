@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import visitors
 
 from app.db.base import TenantBase
 
@@ -56,7 +57,11 @@ def _set_tenant_setting(session: Session, transaction, connection) -> None:
 
 
 def _touches_tenant_data(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, TenantBase) for m in state.all_mappers)
+    if any(issubclass(m.class_, TenantBase) for m in state.all_mappers):
+        return True
+    # all_mappers misses entities named only in select_from(), joins or subqueries
+    # (`select(func.count()).select_from(Item)`): look for tenant tables in the statement itself.
+    return any(isinstance(el, Table) and TENANT_KEY in el.c for el in visitors.iterate(state.statement))
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -73,7 +78,14 @@ def _add_tenant_criteria(state: ORMExecuteState) -> None:
         raise TenantContextError("query on tenant-owned data in a session without a tenant")
     if state.is_from_statement:
         return  # textual SQL: its own WHERE and RLS scope it; criteria cannot be added
-    state.statement = state.statement.options(
+    statement = state.statement
+    mapper = state.bind_mapper
+    if state.is_update and state.is_executemany and mapper is not None and issubclass(mapper.class_, TenantBase):
+        # ORM bulk UPDATE by primary key ignores loader criteria: filter it explicitly.
+        # SQLAlchemy cannot synchronize the identity map for it then; callers re-load.
+        statement = statement.where(mapper.class_.tenant_id == tenant)
+        state.update_execution_options(synchronize_session=None)
+    state.statement = statement.options(
         with_loader_criteria(
             TenantBase, lambda cls: cls.tenant_id == tenant, include_aliases=True
         )

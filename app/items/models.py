@@ -76,12 +76,19 @@ class Item(UUIDPrimaryKey, Timestamps, TenantBase):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     # UPDATE ... WHERE version = :seen: two writers that read the same version cannot both win.
-    __mapper_args__ = {"version_id_col": version}
+    # eager_defaults: UPDATE ... RETURNING updated_at, so a written item is complete without a
+    # reload (an expired attribute would be an implicit lazy load in async code).
+    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
 
+    # Both join conditions copy tenant_id into item_tags: the same value, since before_flush
+    # refuses rows of another tenant, and the two composite FKs plus RLS reject a mismatch.
+    # passive_deletes: deleting an item leaves its links to ON DELETE CASCADE instead of
+    # loading the collection (lazy="raise") to delete them one by one.
     tags: Mapped[list[Tag]] = relationship(
         secondary=item_tags,
         primaryjoin=lambda: (Item.tenant_id == item_tags.c.tenant_id) & (Item.id == item_tags.c.item_id),
         secondaryjoin=lambda: (Tag.tenant_id == item_tags.c.tenant_id) & (Tag.id == item_tags.c.tag_id),
         order_by=lambda: Tag.name,
         lazy="raise",
+        passive_deletes=True,
     )

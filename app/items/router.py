@@ -1,5 +1,123 @@
-"""items routes (being built)."""
+"""Items routes: CRUD, search with keyset pagination, bulk create, transfer; ETag / If-Match."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from app.auth.dependencies import CurrentUser
+from app.core.schemas import Page
+from app.db.session import SessionDep
+from app.items import service as item_service
+from app.items.models import Item
+from app.items.schemas import (
+    ItemBulkCreate,
+    ItemBulkRead,
+    ItemCreate,
+    ItemListParams,
+    ItemRead,
+    ItemTransfer,
+    ItemUpdate,
+)
 
 router = APIRouter(prefix="/items", tags=["items"])
+
+IfMatch = Annotated[
+    str | None,
+    Header(description='the ETag of the version you read, e.g. "3"; 412 if the item changed since'),
+]
+IfNoneMatch = Annotated[str | None, Header(description="an ETag you hold; 304 if it is still current")]
+
+
+def etag(item: Item) -> str:
+    return f'"{item.version}"'
+
+
+def parse_if_match(header: str | None) -> frozenset[int] | None:
+    """The versions an If-Match header accepts; None when there is no precondition.
+
+    RFC 9110 strong comparison: weak tags (W/"3") and malformed entries match nothing, so
+    they answer 412 rather than silently skipping the check. "*" only requires the item to exist.
+    """
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for part in header.split(","):
+        tag = part.strip()
+        if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and tag[1:-1].isascii():
+            versions.add(int(tag[1:-1]))
+    return frozenset(versions)
+
+
+def _matches_none(header: str | None, item: Item) -> bool:
+    """If-None-Match uses weak comparison: W/"3" and "3" both name version 3."""
+    if header is None:
+        return False
+    tags = {part.strip().removeprefix("W/") for part in header.split(",")}
+    return "*" in tags or etag(item) in tags
+
+
+@router.post("", response_model=ItemRead, status_code=201)
+async def create_item(
+    data: ItemCreate, user: CurrentUser, session: SessionDep, request: Request, response: Response
+):
+    """Create an item owned by the caller; tags by id and/or by name (missing names are created)."""
+    item = await item_service.create_item(session, user, data)
+    response.headers["ETag"] = etag(item)
+    response.headers["Location"] = request.url_for("get_item", item_id=item.id).path
+    return item
+
+
+@router.get("", response_model=Page[ItemRead])
+async def list_items(params: Annotated[ItemListParams, Query()], user: CurrentUser, session: SessionDep):
+    """Search the tenant's items; pass `next_cursor` back as `cursor` (with the same sort)."""
+    items, next_cursor, total = await item_service.list_items(session, params)
+    return {"items": items, "next_cursor": next_cursor, "total": total}
+
+
+@router.post("/bulk", response_model=ItemBulkRead, status_code=201)
+async def bulk_create(data: ItemBulkCreate, user: CurrentUser, session: SessionDep):
+    """Up to 500 items, all or nothing; an invalid item is a 422 naming its index."""
+    return {"items": await item_service.bulk_create(session, user, data)}
+
+
+@router.get("/{item_id}", response_model=ItemRead, responses={304: {"description": "not modified"}})
+async def get_item(
+    item_id: uuid.UUID, user: CurrentUser, session: SessionDep, response: Response,
+    if_none_match: IfNoneMatch = None,
+):
+    item = await item_service.get_item(session, item_id)
+    if _matches_none(if_none_match, item):
+        return Response(status_code=304, headers={"ETag": etag(item)})
+    response.headers["ETag"] = etag(item)
+    return item
+
+
+@router.patch("/{item_id}", response_model=ItemRead, responses={412: {"description": "version mismatch"}})
+async def update_item(
+    item_id: uuid.UUID, data: ItemUpdate, user: CurrentUser, session: SessionDep, response: Response,
+    if_match: IfMatch = None,
+):
+    """Partial update (only the fields sent). Members may change only their own items."""
+    item = await item_service.update_item(session, user, item_id, data, parse_if_match(if_match))
+    response.headers["ETag"] = etag(item)
+    return item
+
+
+@router.delete("/{item_id}", status_code=204, responses={412: {"description": "version mismatch"}})
+async def delete_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep, if_match: IfMatch = None):
+    await item_service.delete_item(session, user, item_id, parse_if_match(if_match))
+    return Response(status_code=204)
+
+
+@router.post("/{item_id}/transfer", response_model=ItemRead, responses={412: {"description": "version mismatch"}})
+async def transfer_item(
+    item_id: uuid.UUID, data: ItemTransfer, user: CurrentUser, session: SessionDep, response: Response,
+    if_match: IfMatch = None,
+):
+    """Hand the item to another active user of the tenant."""
+    item = await item_service.transfer_item(session, user, item_id, data.owner_id, parse_if_match(if_match))
+    response.headers["ETag"] = etag(item)
+    return item

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, field_validator
 
 from app.core.schemas import InputSchema, OutputSchema
 from app.tenants.models import TenantStatus
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$"
+SLUG_RULE = "3-63 characters: lowercase letters, digits and hyphens, not starting or ending with a hyphen"
 
 
 class TenantCreate(InputSchema):
     name: str = Field(min_length=1, max_length=200)
-    slug: str = Field(pattern=SLUG_PATTERN, description="lowercase letters, digits, hyphens; 3-63 chars")
+    # The pattern is checked by the validator below (for a readable message); it stays in the
+    # OpenAPI schema for clients.
+    slug: str = Field(description=SLUG_RULE, json_schema_extra={"pattern": SLUG_PATTERN})
     admin_email: EmailStr
     admin_password: str | None = Field(default=None, min_length=1, max_length=72)
     admin_full_name: str = Field(default="", max_length=200)
+
+    @field_validator("slug")
+    @classmethod
+    def _slug_rule(cls, value: str) -> str:
+        if not re.fullmatch(SLUG_PATTERN, value):
+            raise ValueError(f"slug must be {SLUG_RULE}")
+        return value
 
 
 class TenantRead(OutputSchema):

@@ -87,6 +87,10 @@ async def delete_tenant(session: AsyncSession, slug: str) -> Tenant:
     if tenant is None:
         raise NotFound(f"no tenant {slug!r}")
     await bind_tenant(session, tenant.id)
+    # Every model must be registered: a CLI process imports only a few of them, and a table
+    # missing here would make its RESTRICT foreign keys fail the whole delete.
+    import app.models  # noqa: F401
+
     for table in reversed(Base.metadata.sorted_tables):
         if "tenant_id" in table.c:
             await session.execute(delete(table).where(table.c.tenant_id == tenant.id))

@@ -31,3 +31,6 @@ class User(UUIDPrimaryKey, Timestamps, TenantBase):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     # Bumped on password change / deactivation: access tokens carry it, so old ones stop working.
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    # UPDATE ... RETURNING updated_at: responses are built from the row without a reload.
+    __mapper_args__ = {"eager_defaults": True}

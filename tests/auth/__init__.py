@@ -1,0 +1,1 @@
+"""Tests of login, tokens, refresh, throttling and the /docs Authorize flow."""

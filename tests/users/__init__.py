@@ -1,0 +1,1 @@
+"""Tests of /users: self-service, admin management, roles, cross-tenant isolation."""
