@@ -121,6 +121,16 @@ def integrity_error_response(exc: IntegrityError) -> JSONResponse:
     return error_response(409, "conflict", "the change conflicts with existing data")
 
 
+# 22021 NUL/invalid character, 22P05 untranslatable, 22001 string too long,
+# 22003 numeric out of range, 22P02 invalid text representation, 22007/22008 bad datetime.
+_BAD_INPUT_SQLSTATES = {"22021", "22P05", "22001", "22003", "22P02", "22007", "22008"}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(getattr(orig, "__cause__", None) or orig, "sqlstate", None)
+
+
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
 
 
@@ -170,6 +180,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dbapi(request: Request, exc: DBAPIError):
         if _is_unavailable(exc):
             return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
+        if _sqlstate(exc) in _BAD_INPUT_SQLSTATES:
+            # Input the schemas let through but PostgreSQL cannot store (a NUL byte, a number
+            # out of range): the client's fault, and nothing was written (the request rolls back).
+            return error_response(422, "validation_error", [
+                {"loc": ["request"], "msg": "a value cannot be stored (invalid character or out of range)",
+                 "type": "value_error"}
+            ])
         log.exception("database error", exc_info=exc)
         return error_response(500, "internal_error", "internal error")
 

@@ -52,7 +52,7 @@ async def test_the_catalog_and_the_models_agree_on_the_tenant_tables(engine):
         in_db = set(await catalog_tenant_tables(conn))
     assert in_db == set(tenant_tables())
     # The seed in tests/core/conftest.py covers them all, so the RLS tests do too.
-    assert in_db == set(SEEDED_TABLES)
+    assert in_db == set(SEEDED_TABLES), "a new tenant table: add a row of it to seed_tenant() in tests/core/conftest.py"
 
 
 async def test_the_app_role_is_restricted(engine, settings):
