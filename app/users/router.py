@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.router import respond
-from app.auth.schemas import TokenPair
+from app.auth.schemas import Text, TokenPair
 from app.core.schemas import Page
 from app.db.session import SessionDep
 from app.users import service as user_service
@@ -50,7 +50,7 @@ async def list_users(
     session: SessionDep,
     role: Role | None = None,
     is_active: bool | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="search email or full name")] = None,
+    q: Annotated[Text | None, Query(max_length=200, description="search email or full name")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ):

@@ -8,16 +8,16 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, EmailStr, Field, field_validator
 
-from app.auth.schemas import Password
+from app.auth.schemas import Password, Text
 from app.core.schemas import InputSchema, OutputSchema
 from app.users.models import Role
 
 # Emails are compared case-insensitively by storing them lower-cased.
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
-FullName = Annotated[str, Field(max_length=200)]
+FullName = Annotated[Text, Field(max_length=200)]
 
 
-class _NoNulls(InputSchema):
+class _PatchSchema(InputSchema):
     """PATCH bodies: a field may be left out, but an explicit null is refused (422 naming it)."""
 
     @field_validator("*", mode="before")
@@ -36,13 +36,13 @@ class UserCreate(InputSchema):
     password: Password
 
 
-class UserUpdate(_NoNulls):
+class UserUpdate(_PatchSchema):
     role: Role | None = None
     is_active: bool | None = None
     full_name: FullName | None = None
 
 
-class MeUpdate(_NoNulls):
+class MeUpdate(_PatchSchema):
     full_name: FullName | None = None
 
 

@@ -7,7 +7,6 @@ another tenant is simply not found (404), exactly like a missing id.
 from __future__ import annotations
 
 import base64
-import binascii
 import uuid
 
 from sqlalchemy import and_, func, or_, select
@@ -15,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
-from app.auth.schemas import TokenPair
+from app.auth.schemas import TokenPair, clean_text
 from app.core import security
 from app.core.config import Settings
 from app.core.errors import AppError, Conflict, Forbidden, Invalid, NotFound
@@ -32,11 +31,10 @@ def check_new_password(settings: Settings, field: str, password: str) -> None:
     """The password policy; each breach is a 422 naming the field. Never truncated."""
     if len(password) < settings.password_min_length:
         raise Invalid(field, f"must be at least {settings.password_min_length} characters")
-    if "\x00" in password:  # bcrypt cannot take NUL bytes
-        raise Invalid(field, "must not contain NUL characters")
     try:
+        clean_text(password)  # bcrypt cannot take NUL; a lone surrogate has no UTF-8 bytes
         security.check_password_length(password)
-    except security.PasswordTooLong as exc:
+    except ValueError as exc:  # PasswordTooLong is a ValueError too
         raise Invalid(field, str(exc)) from exc
 
 
@@ -153,11 +151,11 @@ def _encode_cursor(email: str) -> str:
 def _decode_cursor(cursor: str) -> str:
     try:
         email = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        if not email:
+            raise ValueError("empty cursor")
+        return clean_text(email)
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
         raise Invalid(["query", "cursor"], "invalid cursor") from exc
-    if not email:
-        raise Invalid(["query", "cursor"], "invalid cursor")
-    return email
 
 
 async def update_user(session: AsyncSession, actor: User, user_id: uuid.UUID, data: UserUpdate) -> User:

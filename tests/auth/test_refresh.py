@@ -137,3 +137,10 @@ async def test_logout_revokes_the_refresh_token(client, factory):
 async def test_malformed_refresh_and_logout_are_422(path, body, client):
     r = await client.post(path, json=body)
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/refresh", LOGOUT])
+async def test_refresh_token_that_is_not_text_is_422(path, client):
+    text = '{"tenant": "acme", "refresh_token": "\\ud800"}'
+    r = await client.post(path, content=text, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
@@ -70,6 +71,8 @@ async def test_same_email_in_another_tenant_is_fine(client, factory):
         ({"email": "not-an-email"}, "email", None),
         ({"role": "superuser"}, "role", None),
         ({"full_name": "x" * 201}, "full_name", None),
+        ({"full_name": "nul\x00"}, "full_name", "Value error, must not contain NUL characters"),
+        ({"password": "nul\x00-in-password"}, "password", "Value error, must not contain NUL characters"),
         ({"tenant_id": str(uuid.uuid4())}, "tenant_id", None),
     ],
 )
@@ -81,6 +84,14 @@ async def test_create_user_422_names_the_field(override, field, message, client,
     assert ["body", field] in [e["loc"] for e in errors]
     if message:
         assert errors[0]["msg"] == message
+
+
+async def test_lone_surrogate_password_is_422(client, factory):
+    t = await factory.tenant()
+    text = json.dumps(new_user(password="PW")).replace('"PW"', '"\\ud800-long-enough"')
+    r = await client.post(USERS, content=text, headers={**t.owner.headers, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "password"]
 
 
 async def test_only_an_owner_grants_owner(client, factory):
@@ -175,7 +186,11 @@ async def test_list_users_filters_and_search(params, expected, client, factory):
     assert page["total"] == len(expected)
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"role": "boss"}, {"cursor": "!!!"}, {"is_active": "maybe"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 201}, {"role": "boss"}, {"cursor": "!!!"}, {"cursor": "AA"},
+     {"is_active": "maybe"}, {"q": "a\x00b"}, {"q": "x" * 201}],
+)
 async def test_list_users_bad_query_is_422(params, client, factory):
     t = await factory.tenant()
     r = await client.get(USERS, params=params, headers=t.owner.headers)
