@@ -34,13 +34,20 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.db.setup import prepare_database
+    from app.db.setup import DatabaseUrls, prepare_database
 
     settings = _settings()
-    urls = prepare_database(settings)
+    if args.no_migrate:
+        # The API then needs only the app role's credentials (migrations ran elsewhere).
+        if settings.database_url is None:
+            return _fail("--no-migrate needs DATABASE_URL (the embedded server is set up by migrating)")
+        urls = DatabaseUrls(owner_url=settings.migration_database_url or "", app_url=settings.database_url)
+    else:
+        urls = prepare_database(settings)
     # Workers (separate processes) build their app from the environment.
     os.environ["DATABASE_URL"] = urls.app_url
-    os.environ["MIGRATION_DATABASE_URL"] = urls.owner_url
+    if urls.owner_url:
+        os.environ["MIGRATION_DATABASE_URL"] = urls.owner_url
     get_settings.cache_clear()
     print(f"[tenantry] serving on http://{args.host}:{args.port} (docs at /docs)", flush=True)
     uvicorn.run(
@@ -197,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true",
+                       help="skip migrations (they ran elsewhere, e.g. the compose migrate service)")
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply Alembic migrations (to head, or to --revision)")

@@ -6,7 +6,9 @@ import re
 import uuid
 from datetime import datetime
 
-from pydantic import EmailStr, Field, field_validator
+from typing import Annotated
+
+from pydantic import EmailStr, Field, StringConstraints, field_validator
 
 from app.core.schemas import InputSchema, OutputSchema
 from app.tenants.models import TenantStatus
@@ -21,7 +23,10 @@ class TenantCreate(InputSchema):
     # OpenAPI schema for clients.
     slug: str = Field(description=SLUG_RULE, json_schema_extra={"pattern": SLUG_PATTERN})
     admin_email: EmailStr
-    admin_password: str | None = Field(default=None, min_length=1, max_length=72)
+    # Taken exactly as typed (never stripped); the 72-byte bcrypt limit is checked when hashing.
+    admin_password: Annotated[str, StringConstraints(strip_whitespace=False)] | None = Field(
+        default=None, min_length=1, max_length=1024
+    )
     admin_full_name: str = Field(default="", max_length=200)
 
     @field_validator("slug")
