@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -46,7 +46,7 @@ def decode_cursor(token: str, sort: str, kind: KeyKind) -> tuple[Any, uuid.UUID]
             raise Invalid(CURSOR_LOC, "cursor was made for another sort: repeat that sort or drop the cursor")
         last_id = uuid.UUID(data["id"])
         value = _parse_value(data["v"], kind)
-    except (ValueError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, InvalidOperation, UnicodeDecodeError):
         raise Invalid(CURSOR_LOC, "malformed cursor") from None
     return value, last_id
 
@@ -62,7 +62,8 @@ def _parse_value(value: Any, kind: KeyKind) -> Any:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return parsed
+        # asyncpg sends UTC: an offset that pushes the instant past year 1..9999 must fail here.
+        return parsed.astimezone(timezone.utc)
     if kind == "decimal":
         number = Decimal(value)
         # Prices are NUMERIC(12,2): anything else cannot come from a real row.

@@ -46,8 +46,9 @@ def parse_if_match(header: str | None) -> frozenset[int] | None:
     versions = set()
     for part in header.split(","):
         tag = part.strip()
-        if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and tag[1:-1].isascii():
-            versions.add(int(tag[1:-1]))
+        digits = tag[1:-1]
+        if 3 <= len(tag) <= 12 and tag[0] == tag[-1] == '"' and digits.isdigit() and digits.isascii():
+            versions.add(int(digits))
     return frozenset(versions)
 
 

@@ -166,18 +166,21 @@ async def update_item(
     _check_writable(user, item, expected)
     changes = data.model_dump(exclude_unset=True)
     tag_ids, tag_names = changes.pop("tag_ids", None), changes.pop("tag_names", None)
-    for field, value in changes.items():
-        if getattr(item, field) != value:  # an unchanged value must not bump the version
-            setattr(item, field, value)
+    # Tags are resolved before any attribute changes: their queries autoflush, and a flush in
+    # between would write the item twice (two version bumps for one PATCH).
+    new_tags = None
     if tag_ids is not None or tag_names is not None:
         by_id = await _tags_by_ids(session, tag_ids or [], ["body", "tag_ids"])
         by_name = await tags_service.tags_by_names(session, user, tag_names or [])
-        tags = _unique_tags([*(by_id[t] for t in tag_ids or []), *(by_name[n] for n in tag_names or [])])
-        if {t.id for t in tags} != {t.id for t in item.tags}:
-            item.tags = tags
-            # Only item_tags changed: touch the row so the UPDATE (and the version bump that
-            # changes the ETag) happens, with the same WHERE version = :seen guard.
-            item.updated_at = func.now()
+        new_tags = _unique_tags([*(by_id[t] for t in tag_ids or []), *(by_name[n] for n in tag_names or [])])
+    for field, value in changes.items():
+        if getattr(item, field) != value:  # an unchanged value must not bump the version
+            setattr(item, field, value)
+    if new_tags is not None and {t.id for t in new_tags} != {t.id for t in item.tags}:
+        item.tags = new_tags
+        # Touch the row even when only item_tags changed, so the one UPDATE (with its
+        # WHERE version = :seen guard and the version bump that changes the ETag) happens.
+        item.updated_at = func.now()
     await session.flush()
     return item
 

@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.items.conftest import ITEMS, create_item, with_if_match
 
@@ -73,3 +74,36 @@ async def test_concurrent_transfer_and_patch_with_the_same_etag(client, two_clie
         second.patch(url, json={"stock_quantity": 9}, headers=with_if_match(crew.member, 1)),
     )
     assert sorted(r.status_code for r in results) == [200, 412]
+
+
+async def _wait_until_blocked_on_a_lock(factory, crew) -> None:
+    """Poll (a condition, not a timer) until some app connection waits on a row lock."""
+    for _ in range(2000):
+        async with factory.session_for(crew.tenant.id) as session:
+            waiting = await session.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            ))
+        if waiting:
+            return
+        await asyncio.sleep(0.005)
+    pytest.fail("the PATCH never reached its UPDATE")
+
+
+async def test_a_writer_that_read_a_version_another_then_committed_gets_412(client, factory, crew):
+    """Deterministic version of the race, without If-Match: another transaction holds the row
+    (version 1 → 2, uncommitted) while the PATCH reads version 1 and blocks in
+    UPDATE ... WHERE version = 1; once the other commits, that UPDATE matches no row → 412."""
+    item = await create_item(client, crew.member)
+    url = f"{ITEMS}/{item['id']}"
+    async with factory.session_for(crew.tenant.id) as other:
+        await other.execute(
+            text("UPDATE items SET version = version + 1, stock_quantity = 77 WHERE id = :id"), {"id": item["id"]}
+        )
+        patch = asyncio.create_task(client.patch(url, json={"stock_quantity": 5}, headers=crew.member.headers))
+        await _wait_until_blocked_on_a_lock(factory, crew)
+        await other.commit()
+    r = await patch
+    assert r.status_code == 412, r.text
+    got = (await client.get(url, headers=crew.member.headers)).json()
+    assert got["stock_quantity"] == 77 and got["version"] == 2  # the other write was not overwritten

@@ -230,7 +230,7 @@ async def test_if_match_on_patch_and_delete(client, crew):
     r = await client.patch(url, json={"stock_quantity": 1}, headers=with_if_match(crew.member, 1))
     assert r.status_code == 412 and r.json()["error"] == "precondition_failed"
     assert r.headers["etag"] == '"2"'
-    for header in ('W/"2"', "2", "garbage", '"1", "3"'):
+    for header in ('W/"2"', "2", "garbage", '"1", "3"', '"' + "9" * 5000 + '"', '"99999999999999999999"'):
         r = await client.patch(url, json={"stock_quantity": 1}, headers=crew.member.headers | {"If-Match": header})
         assert r.status_code == 412, header
     r = await client.patch(url, json={"stock_quantity": 5}, headers=crew.member.headers | {"If-Match": '"1", "2"'})
@@ -243,3 +243,12 @@ async def test_if_match_on_patch_and_delete(client, crew):
     assert r.status_code == 204
     r = await client.patch(url, json={"stock_quantity": 6}, headers=crew.member.headers | {"If-Match": "*"})
     assert r.status_code == 404
+
+
+async def test_one_patch_is_one_version_even_with_fields_and_tags(client, crew):
+    created = await create_item(client, crew.member, tag_names=["a"])
+    url = f"{ITEMS}/{created['id']}"
+    r = await client.patch(url, json={"price": "2", "stock_quantity": 8, "tag_names": ["b", "new-one"]},
+                           headers=with_if_match(crew.member, 1))
+    assert r.status_code == 200 and r.json()["version"] == 2 and r.headers["etag"] == '"2"'
+    assert (await client.get(url, headers=crew.member.headers)).json() == r.json()

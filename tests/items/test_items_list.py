@@ -139,6 +139,8 @@ def _b64(data) -> str:
         _b64({"s": "\ud800", "v": "x", "id": str(uuid.uuid4())}),
         _b64({"s": "created_at", "v": "2024-01-01T00:00:00+00:00", "id": str(uuid.uuid4()), "x": 1}),
         _b64({"s": "created_at", "v": "a\x00", "id": str(uuid.uuid4())}),
+        _b64({"s": "created_at", "v": "9999-12-31T23:59:59-23:00", "id": str(uuid.uuid4())}),
+        _b64({"s": "created_at", "v": "0001-01-01T00:00:00+23:00", "id": str(uuid.uuid4())}),
         _b64({"s": "created_at", "v": "\ud800", "id": str(uuid.uuid4())}),
         "A" * 2000,
     ],
