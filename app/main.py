@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from app.api import api_router
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
-from app.core.middleware import RequestContextMiddleware, TenantMiddleware
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.guard import assert_isolation
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     # Added last = outermost: the request id and access log wrap everything.
     app.add_middleware(TenantMiddleware, settings=settings)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Platform control plane: disabled (404) when unset.
     platform_api_key: str | None = None
 
+    # Larger request bodies answer 413 before they are parsed (a full bulk request is ~2.5 MB).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")

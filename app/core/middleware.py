@@ -95,3 +95,56 @@ def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
                 return credentials.strip()
             return None
     return None
+
+
+class _BodyTooLarge(BaseException):
+    """BaseException: FastAPI turns any Exception raised while reading a body into a 400."""
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over a limit with 413 before they are read and parsed whole.
+
+    Content-Length is checked up front; a chunked body is counted as it streams in.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from app.core.errors import error_response
+
+        response = error_response(413, "payload_too_large", f"request body larger than {self.max_bytes} bytes")
+        await response(scope, receive, send)

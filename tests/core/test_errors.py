@@ -150,3 +150,19 @@ async def test_an_unexpected_exception_is_a_500_without_internals(bare):
     body = assert_error_body(r, 500, "internal_error")
     assert "hunter2" not in r.text and "Traceback" not in r.text
     assert body["detail"] == "internal error"
+
+
+async def test_oversized_body_is_413_before_parsing(client, settings):
+    body = b'{"name": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
+    r = await client.post("/api/v1/items", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["error"] == "payload_too_large"
+
+
+async def test_oversized_chunked_body_is_413(client, settings):
+    async def chunks():
+        for _ in range(settings.max_body_bytes // 65536 + 2):
+            yield b"x" * 65536
+
+    r = await client.post("/api/v1/items", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
