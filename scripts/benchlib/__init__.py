@@ -1,0 +1,1 @@
+"""Benchmark toolkit behind scripts/bench.py: seeding, servers, load generators, reference app."""
