@@ -1,6 +1,6 @@
 """Every router of the API, in one place: this file is the whole API at a glance."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from app import health
 from app.auth.router import router as auth_router
@@ -10,14 +10,20 @@ from app.platform.router import router as platform_router
 from app.tenants.router import router as tenant_router
 from app.users.router import router as users_router
 
-api_router = APIRouter()
-api_router.include_router(health.router)
+V1 = "/api/v1"
+ROUTERS: list[tuple[APIRouter, str]] = [
+    (health.router, ""),
+    (auth_router, V1),
+    (users_router, V1),
+    (tenant_router, V1),
+    (items_router, V1),
+    (tags_router, V1),
+    (platform_router, V1),
+]
 
-v1 = APIRouter(prefix="/api/v1")
-v1.include_router(auth_router)
-v1.include_router(users_router)
-v1.include_router(tenant_router)
-v1.include_router(items_router)
-v1.include_router(tags_router)
-v1.include_router(platform_router)
-api_router.include_router(v1)
+
+def include_api(app: FastAPI) -> None:
+    # Each router directly on the app, not nested in a /api/v1 router: every level of nesting
+    # is matched again on each request (measured: a visible share of a small request's time).
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)

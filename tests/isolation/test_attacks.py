@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from jose import jwt
 from sqlalchemy import delete, select
 
-from app.api import api_router
+from app.api import include_api
 from app.tenants import service as tenant_service
 from app.users.models import Role, User
 from tests.factories import DEFAULT_PASSWORD
@@ -26,7 +26,7 @@ from tests.isolation.conftest import World, build_world, leaks, snapshot
 from tests.isolation.discovery import Spec, endpoints
 
 _STATIC_APP = FastAPI()
-_STATIC_APP.include_router(api_router)
+include_api(_STATIC_APP)
 _SPEC = Spec(_STATIC_APP.openapi())
 # Every protected GET without path parameters: where a forged token would show data.
 PROTECTED = [e.path for e in endpoints(_STATIC_APP)

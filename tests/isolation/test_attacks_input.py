@@ -14,14 +14,14 @@ from decimal import Decimal
 import pytest
 from fastapi import FastAPI
 
-from app.api import api_router
+from app.api import include_api
 from app.items.models import Item
 from app.users.models import Role
 from tests.isolation.conftest import World, build_world, diff, leaks, rows_mentioning, snapshot
 from tests.isolation.discovery import BodyBuilder, Endpoint, Spec, endpoints, path_resource, set_at
 
 _STATIC_APP = FastAPI()
-_STATIC_APP.include_router(api_router)
+include_api(_STATIC_APP)
 SPEC = Spec(_STATIC_APP.openapi())
 JSON_BODY = [e for e in endpoints(_STATIC_APP) if not e.is_platform and SPEC.json_body_schema(e) is not None]
 LIST_GETS = [e for e in endpoints(_STATIC_APP) if e.method == "GET" and not e.path_params and not e.is_platform]

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from app.api import api_router
+from app.api import include_api
 from tests.isolation.conftest import PLATFORM_KEY, World, build_world
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
@@ -55,7 +55,7 @@ def fuzz_headers(fuzz_world) -> dict[str, str]:
 # pytest 9: it writes Node._nodeid). The routes alone give the same OpenAPI document without a
 # database; fuzz_app checks that the real app serves exactly these paths.
 _STATIC_APP = FastAPI()
-_STATIC_APP.include_router(api_router)
+include_api(_STATIC_APP)
 schema = schemathesis.openapi.from_dict(_STATIC_APP.openapi())
 
 

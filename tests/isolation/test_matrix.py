@@ -14,7 +14,7 @@ import json
 import pytest
 from fastapi import FastAPI
 
-from app.api import api_router
+from app.api import include_api
 from tests.isolation.conftest import PLATFORM_KEY, World, diff, leaks, rows_mentioning, snapshot
 from tests.isolation.discovery import (
     BodyBuilder,
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 # Collection-time view of the API (no database needed); test_discovery_matches_the_live_app
 # proves the running app has exactly these routes, so nothing added later escapes the matrix.
 _STATIC_APP = FastAPI()
-_STATIC_APP.include_router(api_router)
+include_api(_STATIC_APP)
 STATIC = endpoints(_STATIC_APP)
 STATIC_SPEC = Spec(_STATIC_APP.openapi())
 
