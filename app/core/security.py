@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,17 +44,39 @@ def check_password_length(password: str) -> None:
         raise PasswordTooLong(f"password must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8")
 
 
+# At most this many bcrypt computations run at once per process. Each is ~0.25 s of pure CPU;
+# more threads than cores do not finish logins sooner, they only take CPU time away from the
+# event loop and the requests it serves (GET p99 under a login flood).
+_HASH_SLOTS = max(1, os.cpu_count() or 1)
+_hash_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _hash_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    semaphore = _hash_semaphores.get(loop)
+    if semaphore is None:
+        semaphore = _hash_semaphores[loop] = asyncio.Semaphore(_HASH_SLOTS)
+    return semaphore
+
+
+async def _in_hash_thread(func, *args):
+    # bcrypt in a worker thread keeps the event loop free; the semaphore bounds the threads.
+    async with _hash_slots():
+        return await asyncio.to_thread(func, *args)
+
+
 async def hash_password(password: str, rounds: int) -> str:
     check_password_length(password)
-    # bcrypt costs ~0.25 s of CPU at 12 rounds: a worker thread keeps the event loop free.
-    return await asyncio.to_thread(_crypt_context(rounds).hash, password)
+    return await _in_hash_thread(_crypt_context(rounds).hash, password)
 
 
 async def verify_password(password: str, password_hash: str, rounds: int) -> tuple[bool, str | None]:
     """(matches, new_hash): new_hash is set when the stored hash used another cost."""
     if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
         return False, None
-    return await asyncio.to_thread(_crypt_context(rounds).verify_and_update, password, password_hash)
+    return await _in_hash_thread(_crypt_context(rounds).verify_and_update, password, password_hash)
 
 
 @lru_cache(maxsize=8)
