@@ -12,6 +12,7 @@ A session is bound to a tenant through `session.info["tenant_id"]`; three events
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +58,10 @@ def _set_tenant_setting(session: Session, transaction, connection) -> None:
 
 
 def _touches_tenant_data(state: ORMExecuteState) -> bool:
+    # Cheapest first: the statement's lead entity (memoized), then every mapper involved.
+    mapper = state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, TenantBase):
+        return True
     if any(issubclass(m.class_, TenantBase) for m in state.all_mappers):
         return True
     # all_mappers misses entities named only in select_from(), joins or subqueries
@@ -85,11 +90,17 @@ def _add_tenant_criteria(state: ORMExecuteState) -> None:
         # SQLAlchemy cannot synchronize the identity map for it then; callers re-load.
         statement = statement.where(mapper.class_.tenant_id == tenant)
         state.update_execution_options(synchronize_session=None)
-    state.statement = statement.options(
-        with_loader_criteria(
-            TenantBase, lambda cls: cls.tenant_id == tenant, include_aliases=True
-        )
-    )
+    state.statement = statement.options(_tenant_criteria(tenant))
+
+
+@lru_cache(maxsize=4096)
+def _tenant_criteria(tenant: uuid.UUID):
+    """The loader-criteria option for one tenant, built once and reused by its requests.
+
+    Building it analyses the lambda each time (a measurable share of every query); the
+    option is immutable, so one per tenant is safe to share.
+    """
+    return with_loader_criteria(TenantBase, lambda cls: cls.tenant_id == tenant, include_aliases=True)
 
 
 @event.listens_for(Session, "before_flush")
