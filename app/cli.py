@@ -200,6 +200,20 @@ def cmd_tenants_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The benchmark lives in scripts/bench.py (not part of the installed package)."""
+    import importlib.util
+
+    from app.core.config import ROOT
+
+    spec = importlib.util.spec_from_file_location("tenantry_bench", ROOT / "scripts" / "bench.py")
+    if spec is None or spec.loader is None:
+        return _fail("scripts/bench.py not found: run the benchmark from a checkout of the repository")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,9 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("slug")
     delete.add_argument("--yes", action="store_true", help="confirm")
     delete.set_defaults(func=cmd_tenants_delete)
+    bench = sub.add_parser("bench", help="benchmark against the raw-asyncpg reference (see scripts/bench.py --help)",
+                           add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # every option after `bench` belongs to the benchmark
+        return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     args = build_parser().parse_args(argv)
     return args.func(args)
