@@ -89,7 +89,7 @@ async def get_item(
     item_id: uuid.UUID, user: CurrentUser, session: SessionDep, response: Response,
     if_none_match: IfNoneMatch = None,
 ):
-    item = await item_service.get_item(session, item_id)
+    item = await item_service.read_item(session, item_id)
     if _matches_none(if_none_match, item):
         return Response(status_code=304, headers={"ETag": etag(item)})
     response.headers["ETag"] = etag(item)

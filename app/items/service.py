@@ -8,6 +8,9 @@ so of two concurrent writers one wins and the other gets StaleDataError (412).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -41,6 +44,54 @@ async def get_item(session: AsyncSession, item_id: uuid.UUID) -> Item:
     if item is None:
         raise NotFound("item not found")
     return item
+
+
+@dataclass(frozen=True, slots=True)
+class TagView:
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """A read-only item for GET: plain values, no ORM identity map or instance state."""
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    price: Decimal
+    stock_quantity: int
+    owner_id: uuid.UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    tags: list[TagView]
+
+
+_VIEW_COLUMNS = (
+    Item.id, Item.name, Item.description, Item.price, Item.stock_quantity, Item.owner_id,
+    Item.version, Item.created_at, Item.updated_at,
+)
+
+
+async def read_item(session: AsyncSession, item_id: uuid.UUID) -> ItemView:
+    """GET's hot path: one statement of plain columns (the item LEFT JOIN its tags).
+
+    Still an ORM select, so the tenant criteria apply to Item and Tag as everywhere; it only
+    skips building entities, which is most of an ORM read's CPU.
+    """
+    stmt = (
+        select(*_VIEW_COLUMNS, Tag.id, Tag.name)
+        .outerjoin(item_tags, (item_tags.c.tenant_id == Item.tenant_id) & (item_tags.c.item_id == Item.id))
+        .outerjoin(Tag, (Tag.tenant_id == item_tags.c.tenant_id) & (Tag.id == item_tags.c.tag_id))
+        .where(Item.id == item_id)
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        raise NotFound("item not found")
+    first = rows[0]
+    tags = [TagView(id=row[-2], name=row[-1]) for row in rows if row[-2] is not None]
+    return ItemView(*first[: len(_VIEW_COLUMNS)], tags=tags)
 
 
 async def list_items(session: AsyncSession, params: ItemListParams) -> tuple[list[Item], str | None, int | None]:
