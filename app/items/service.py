@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from app.items import tags_service
@@ -94,6 +94,24 @@ async def read_item(session: AsyncSession, item_id: uuid.UUID) -> ItemView:
     return ItemView(*first[: len(_VIEW_COLUMNS)], tags=tags)
 
 
+async def _views_with_tags(session: AsyncSession, rows: Sequence[Any]) -> list[ItemView]:
+    """Item rows (plain columns) plus their tags from one more statement: no N+1, no entities."""
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    tag_rows = (
+        await session.execute(
+            select(item_tags.c.item_id, Tag.id, Tag.name)
+            .join(Tag, (Tag.tenant_id == item_tags.c.tenant_id) & (Tag.id == item_tags.c.tag_id))
+            .where(item_tags.c.item_id.in_(ids))
+        )
+    ).all()
+    tags: dict[uuid.UUID, list[TagView]] = {}
+    for item_id, tag_id, tag_name in tag_rows:
+        tags.setdefault(item_id, []).append(TagView(id=tag_id, name=tag_name))
+    return [ItemView(*row, tags=tags.get(row[0], [])) for row in rows]
+
+
 async def list_items(session: AsyncSession, params: ItemListParams) -> tuple[list[Item], str | None, int | None]:
     """(page, next_cursor, total). Keyset on (sort key, id): deep pages cost what the first
     does, and rows inserted meanwhile never shift the pages (no duplicates, no gaps)."""
@@ -102,7 +120,7 @@ async def list_items(session: AsyncSession, params: ItemListParams) -> tuple[lis
     descending = params.sort.startswith("-")
     column, kind = SORT_KEYS[key_name]
 
-    stmt = select(Item).options(selectinload(Item.tags)).where(*conditions)
+    stmt = select(*_VIEW_COLUMNS).where(*conditions)
     if params.cursor:
         value, last_id = decode_cursor(params.cursor, params.sort, kind)
         position = tuple_(column, Item.id)
@@ -111,7 +129,8 @@ async def list_items(session: AsyncSession, params: ItemListParams) -> tuple[lis
     order = (column.desc(), Item.id.desc()) if descending else (column.asc(), Item.id.asc())
     # One row more than asked: tells whether a next page exists without a COUNT.
     stmt = stmt.order_by(*order).limit(params.limit + 1)
-    items = list((await session.scalars(stmt)).all())
+    rows = (await session.execute(stmt)).all()
+    items = await _views_with_tags(session, rows)
 
     next_cursor = None
     if len(items) > params.limit:
