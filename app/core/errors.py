@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -107,17 +108,20 @@ def _field_of(constraint: str) -> str:
 
 def integrity_error_response(exc: IntegrityError) -> JSONResponse:
     sqlstate = getattr(getattr(exc.orig, "__cause__", None) or exc.orig, "sqlstate", None)
-    constraint = _constraint_name(exc) or ""
+    return constraint_error_response(sqlstate, _constraint_name(exc) or "", str(exc.orig))
+
+
+def constraint_error_response(sqlstate: str | None, constraint: str, message: str) -> JSONResponse:
     field = _field_of(constraint) if constraint else None
     if sqlstate == "23505":  # unique_violation
         return error_response(409, "conflict", {"field": field, "message": f"{field} already exists"})
     if sqlstate == "23503":  # foreign_key_violation: a referenced row of this tenant is missing
-        if "is still referenced" in str(exc.orig):
+        if "is still referenced" in message:
             return error_response(409, "conflict", {"field": field, "message": "still referenced"})
         return error_response(404, "not_found", f"referenced {field} not found")
     if sqlstate == "23514":  # check_violation
         return error_response(422, "validation_error", [{"loc": ["body", field], "msg": "out of range", "type": "value_error"}])
-    log.warning("integrity error not mapped: %s", exc.orig)
+    log.warning("integrity error not mapped: %s", message)
     return error_response(409, "conflict", "the change conflicts with existing data")
 
 
@@ -144,6 +148,20 @@ def _is_unavailable(exc: BaseException) -> bool:
     text = f"{type(orig).__name__} {orig}" if orig is not None else repr(exc)
     return any(s in text for s in ("ConnectionDoesNotExist", "ConnectionRefused", "connection was closed",
                                    "CannotConnectNow", "Connect call failed", "OSError", "TimeoutError"))
+
+
+def _database_error(exc: BaseException, sqlstate: str | None) -> JSONResponse:
+    if sqlstate in _UNAVAILABLE_SQLSTATES or _is_unavailable(exc):
+        return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
+    if sqlstate in _BAD_INPUT_SQLSTATES:
+        # Input the schemas let through but PostgreSQL cannot store (a NUL byte, a number
+        # out of range): the client's fault, and nothing was written (the request rolls back).
+        return error_response(422, "validation_error", [
+            {"loc": ["request"], "msg": "a value cannot be stored (invalid character or out of range)",
+             "type": "value_error"}
+        ])
+    log.exception("database error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -178,17 +196,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError):
-        if _is_unavailable(exc):
-            return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
-        if _sqlstate(exc) in _BAD_INPUT_SQLSTATES:
-            # Input the schemas let through but PostgreSQL cannot store (a NUL byte, a number
-            # out of range): the client's fault, and nothing was written (the request rolls back).
-            return error_response(422, "validation_error", [
-                {"loc": ["request"], "msg": "a value cannot be stored (invalid character or out of range)",
-                 "type": "value_error"}
-            ])
-        log.exception("database error", exc_info=exc)
-        return error_response(500, "internal_error", "internal error")
+        return _database_error(exc, _sqlstate(exc))
+
+    # TenantDB (app/db/tenant_db.py) talks to asyncpg directly: the same mapping, unwrapped.
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _postgres(request: Request, exc: asyncpg.PostgresError):
+        sqlstate = exc.sqlstate or ""
+        if sqlstate.startswith("23"):
+            return constraint_error_response(sqlstate, exc.constraint_name or "", str(exc))
+        return _database_error(exc, sqlstate)
+
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def _driver(request: Request, exc: asyncpg.InterfaceError):
+        return _database_error(exc, None)
 
     # A database that is down fails at connect with a plain OSError (socket refused or missing,
     # connect timeout) that SQLAlchemy does not wrap. Handled here, not in the catch-all below:

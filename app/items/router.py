@@ -7,11 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.auth.dependencies import CurrentUser
 from app.core.schemas import Page
-from app.db.session import SessionDep
+from app.db.tenant_db import TenantDBDep
 from app.items import service as item_service
-from app.items.models import Item
 from app.items.schemas import (
     ItemBulkCreate,
     ItemBulkRead,
@@ -31,8 +29,8 @@ IfMatch = Annotated[
 IfNoneMatch = Annotated[str | None, Header(description="an ETag you hold; 304 if it is still current")]
 
 
-def etag(item: Item) -> str:
-    return f'"{item.version}"'
+def etag(item: dict) -> str:
+    return f'"{item["version"]}"'
 
 
 def parse_if_match(header: str | None) -> frozenset[int] | None:
@@ -52,7 +50,7 @@ def parse_if_match(header: str | None) -> frozenset[int] | None:
     return frozenset(versions)
 
 
-def _matches_none(header: str | None, item: Item) -> bool:
+def _matches_none(header: str | None, item: dict) -> bool:
     """If-None-Match uses weak comparison: W/"3" and "3" both name version 3."""
     if header is None:
         return False
@@ -62,34 +60,33 @@ def _matches_none(header: str | None, item: Item) -> bool:
 
 @router.post("", response_model=ItemRead, status_code=201)
 async def create_item(
-    data: ItemCreate, user: CurrentUser, session: SessionDep, request: Request, response: Response
+    data: ItemCreate, db: TenantDBDep, request: Request, response: Response
 ):
     """Create an item owned by the caller; tags by id and/or by name (missing names are created)."""
-    item = await item_service.create_item(session, user, data)
+    item = await item_service.create_item(db, data)
     response.headers["ETag"] = etag(item)
-    response.headers["Location"] = request.url_for("get_item", item_id=item.id).path
+    response.headers["Location"] = request.url_for("get_item", item_id=item["id"]).path
     return item
 
 
 @router.get("", response_model=Page[ItemRead])
-async def list_items(params: Annotated[ItemListParams, Query()], user: CurrentUser, session: SessionDep):
+async def list_items(params: Annotated[ItemListParams, Query()], db: TenantDBDep):
     """Search the tenant's items; pass `next_cursor` back as `cursor` (with the same sort)."""
-    items, next_cursor, total = await item_service.list_items(session, params)
+    items, next_cursor, total = await item_service.list_items(db, params)
     return {"items": items, "next_cursor": next_cursor, "total": total}
 
 
 @router.post("/bulk", response_model=ItemBulkRead, status_code=201)
-async def bulk_create(data: ItemBulkCreate, user: CurrentUser, session: SessionDep):
+async def bulk_create(data: ItemBulkCreate, db: TenantDBDep):
     """Up to 500 items, all or nothing; an invalid item is a 422 naming its index."""
-    return {"items": await item_service.bulk_create(session, user, data)}
+    return {"items": await item_service.bulk_create(db, data)}
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses={304: {"description": "not modified"}})
 async def get_item(
-    item_id: uuid.UUID, user: CurrentUser, session: SessionDep, response: Response,
-    if_none_match: IfNoneMatch = None,
+    item_id: uuid.UUID, db: TenantDBDep, response: Response, if_none_match: IfNoneMatch = None
 ):
-    item = await item_service.read_item(session, item_id)
+    item = await item_service.read_item(db, item_id)
     if _matches_none(if_none_match, item):
         return Response(status_code=304, headers={"ETag": etag(item)})
     response.headers["ETag"] = etag(item)
@@ -98,27 +95,25 @@ async def get_item(
 
 @router.patch("/{item_id}", response_model=ItemRead, responses={412: {"description": "version mismatch"}})
 async def update_item(
-    item_id: uuid.UUID, data: ItemUpdate, user: CurrentUser, session: SessionDep, response: Response,
-    if_match: IfMatch = None,
+    item_id: uuid.UUID, data: ItemUpdate, db: TenantDBDep, response: Response, if_match: IfMatch = None
 ):
     """Partial update (only the fields sent). Members may change only their own items."""
-    item = await item_service.update_item(session, user, item_id, data, parse_if_match(if_match))
+    item = await item_service.update_item(db, item_id, data, parse_if_match(if_match))
     response.headers["ETag"] = etag(item)
     return item
 
 
 @router.delete("/{item_id}", status_code=204, responses={412: {"description": "version mismatch"}})
-async def delete_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep, if_match: IfMatch = None):
-    await item_service.delete_item(session, user, item_id, parse_if_match(if_match))
+async def delete_item(item_id: uuid.UUID, db: TenantDBDep, if_match: IfMatch = None):
+    await item_service.delete_item(db, item_id, parse_if_match(if_match))
     return Response(status_code=204)
 
 
 @router.post("/{item_id}/transfer", response_model=ItemRead, responses={412: {"description": "version mismatch"}})
 async def transfer_item(
-    item_id: uuid.UUID, data: ItemTransfer, user: CurrentUser, session: SessionDep, response: Response,
-    if_match: IfMatch = None,
+    item_id: uuid.UUID, data: ItemTransfer, db: TenantDBDep, response: Response, if_match: IfMatch = None
 ):
     """Hand the item to another active user of the tenant."""
-    item = await item_service.transfer_item(session, user, item_id, data.owner_id, parse_if_match(if_match))
+    item = await item_service.transfer_item(db, item_id, data.owner_id, parse_if_match(if_match))
     response.headers["ETag"] = etag(item)
     return item

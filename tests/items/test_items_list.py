@@ -10,8 +10,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event
 
+from tests.sql_log import wire_statements
 from tests.items.conftest import ITEMS, create_item, create_tag, list_all
 
 SORTS = ["created_at", "-created_at", "name", "-name", "price", "-price"]
@@ -239,42 +239,29 @@ async def test_no_duplicates_or_gaps_while_items_are_inserted(client, crew, ties
 
 
 async def test_listing_uses_a_constant_number_of_statements(client, crew, engine):
-    """selectinload: one query for the page, one for all its tags, whatever the page size."""
+    """The page and its tags are one statement, whatever the page size."""
     await client.post(
         f"{ITEMS}/bulk",
         json={"items": [{"name": f"n{i}", "price": 1, "tag_names": [f"t{i % 7}", "all"]} for i in range(60)]},
         headers=crew.member.headers,
     )
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        counts = {}
-        for limit in (1, 5, 50):
-            statements.clear()
+    counts = {}
+    for limit in (1, 5, 50):
+        async with wire_statements(engine) as sent:
             r = await client.get(ITEMS, params={"limit": limit}, headers=crew.member.headers)
-            assert len(r.json()["items"]) == limit
-            assert all(len(i["tags"]) == 2 for i in r.json()["items"])
-            counts[limit] = len(statements)
-        statements.clear()
+        assert len(r.json()["items"]) == limit
+        assert all(len(i["tags"]) == 2 for i in r.json()["items"])
+        counts[limit] = len(sent)
+    async with wire_statements(engine) as with_filters:
         await client.get(ITEMS, params={"limit": 50, "tag": "all", "q": "n", "include_total": True},
                          headers=crew.member.headers)
-        with_filters = len(statements)
-        statements.clear()
-        item_id = r.json()["items"][0]["id"]
+    item_id = r.json()["items"][0]["id"]
+    async with wire_statements(engine) as by_id:
         await client.get(f"{ITEMS}/{item_id}", headers=crew.member.headers)
-        by_id = len(statements)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
-    assert counts[1] == counts[5] == counts[50], counts
-    # set_config + the caller's user + the page + its tags.
-    assert counts[50] <= 4, counts
-    assert with_filters == counts[50] + 1  # + COUNT(*)
-    # set_config + the caller's user + the item joined with its tags.
-    assert by_id <= 3, by_id
+    # BEGIN, tenantry_enter (tenant + caller), the page with its tags, COMMIT.
+    assert counts == {1: 4, 5: 4, 50: 4}, counts
+    assert len(with_filters) == 5  # + COUNT(*)
+    assert len(by_id) == 4  # BEGIN, enter, the item with its tags, COMMIT
 
 
 async def test_unicode_names_sort_and_search(client, crew):
