@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
+from app.core.query_params import query_model
 from app.core.schemas import Page
 from app.db.tenant_db import TenantDBDep
 from app.items import service as item_service
@@ -69,8 +70,11 @@ async def create_item(
     return item
 
 
-@router.get("", response_model=Page[ItemRead])
-async def list_items(params: Annotated[ItemListParams, Query()], db: TenantDBDep):
+list_params, LIST_PARAMS_DOC = query_model(ItemListParams)
+
+
+@router.get("", response_model=Page[ItemRead], openapi_extra=LIST_PARAMS_DOC)
+async def list_items(params: Annotated[ItemListParams, Depends(list_params)], db: TenantDBDep):
     """Search the tenant's items; pass `next_cursor` back as `cursor` (with the same sort)."""
     items, next_cursor, total = await item_service.list_items(db, params)
     return {"items": items, "next_cursor": next_cursor, "total": total}

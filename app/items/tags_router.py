@@ -5,32 +5,35 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Response
 
-from app.auth.dependencies import AdminUser, CurrentUser
+from app.core.query_params import query_model
 from app.core.schemas import Page
-from app.db.session import SessionDep
+from app.db.tenant_db import TenantDB, TenantDBDep, require_role
 from app.items import tags_service
 from app.items.schemas import TagCreate, TagListParams, TagRead
+from app.users.models import Role
 
 router = APIRouter(prefix="/tags", tags=["tags"])
+list_params, LIST_PARAMS_DOC = query_model(TagListParams)
+AdminDB = Annotated[TenantDB, Depends(require_role(Role.owner, Role.admin))]
 
 
-@router.get("", response_model=Page[TagRead])
-async def list_tags(params: Annotated[TagListParams, Query()], user: CurrentUser, session: SessionDep):
+@router.get("", response_model=Page[TagRead], openapi_extra=LIST_PARAMS_DOC)
+async def list_tags(params: Annotated[TagListParams, Depends(list_params)], db: TenantDBDep):
     """The tenant's tags by name (case-insensitive order); pass `next_cursor` back as `cursor`."""
-    tags, next_cursor = await tags_service.list_tags(session, params.limit, params.cursor)
+    tags, next_cursor = await tags_service.list_tags(db, params.limit, params.cursor)
     return {"items": tags, "next_cursor": next_cursor}
 
 
 @router.post("", response_model=TagRead, status_code=201)
-async def create_tag(data: TagCreate, user: CurrentUser, session: SessionDep):
+async def create_tag(data: TagCreate, db: TenantDBDep):
     """409 {"field": "name"} when the tenant has a tag of that name in any letter case."""
-    return await tags_service.create_tag(session, data.name)
+    return await tags_service.create_tag(db, data.name)
 
 
 @router.delete("/{tag_id}", status_code=204)
-async def delete_tag(tag_id: uuid.UUID, user: AdminUser, session: SessionDep):
+async def delete_tag(tag_id: uuid.UUID, db: AdminDB):
     """Remove the tag from every item that carries it, then delete it."""
-    await tags_service.delete_tag(session, tag_id)
+    await tags_service.delete_tag(db, tag_id)
     return Response(status_code=204)
