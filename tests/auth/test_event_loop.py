@@ -8,8 +8,13 @@ only answer after the hashes had finished.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+
+import pytest
 
 from app.auth import service as auth_service
+from app.core import security
 from app.core.security import hash_password
 from tests.auth.helpers import login, set_password_hash
 
@@ -47,3 +52,13 @@ async def test_healthz_answers_while_logins_verify(client, factory, monkeypatch)
     assert r.status_code == 200
     assert not any(task.done() for task in logins), "a login finished before a trivial request"
     assert [x.status_code for x in await asyncio.gather(*logins)] == [200] * n
+
+
+async def test_hashing_threads_run_at_a_lower_cpu_priority():
+    """Under a login flood the request-serving thread keeps its CPU: hashing threads are niced."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread nice values are a Linux feature")
+    serving = os.getpriority(os.PRIO_PROCESS, 0)
+    hashing = await security._in_hash_thread(os.getpriority, os.PRIO_PROCESS, 0)
+    assert hashing == min(19, serving + security.HASH_THREAD_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == serving  # the serving thread was left alone

@@ -1,0 +1,96 @@
+"""TenantDB, the items' data path: fail closed, nothing left on pooled connections, RLS beneath.
+
+The items tests check what TenantDB does for a request; these check what it leaves behind and
+what holds when its application-side filter is bypassed on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.db.tenant_db import ENTER_SQL, Caller, Statement, TenantDB
+from tests.items.conftest import ITEMS, create_item
+
+
+async def _pooled_connections_state(engine) -> list[tuple[str, str]]:
+    """(transaction status, app.tenant_id) of every idle pooled connection, checked out in turn."""
+    pool = engine.sync_engine.pool
+    held, states = [], []
+    try:
+        for _ in range(pool.checkedin()):
+            pooled = await engine.raw_connection()
+            held.append(pooled)
+            conn = pooled.driver_connection
+            states.append((
+                "in transaction" if conn.is_in_transaction() else "idle",
+                await conn.fetchval("SELECT coalesce(current_setting('app.tenant_id', true), '')"),
+            ))
+    finally:
+        for pooled in held:
+            pooled.close()
+    return states
+
+
+async def test_requests_leave_no_transaction_and_no_tenant_on_pooled_connections(client, engine, factory):
+    crew = await factory.tenant()
+    item = await create_item(client, crew.owner)
+    calls = [
+        client.get(f"{ITEMS}/{item['id']}", headers=crew.owner.headers),                   # 200
+        client.post(ITEMS, json={"name": item["name"], "price": "1"}, headers=crew.owner.headers),  # 409
+        client.patch(f"{ITEMS}/{item['id']}", json={"price": "2"},
+                     headers={**crew.owner.headers, "If-Match": '"99"'}),                  # 412
+        client.get(f"{ITEMS}/not-a-uuid", headers=crew.owner.headers),                     # 422
+        client.get(ITEMS, headers={"Authorization": "Bearer nope"}),                       # 401
+    ]
+    codes = sorted(r.status_code for r in await asyncio.gather(*calls))
+    assert codes == [200, 401, 409, 412, 422]
+    states = await _pooled_connections_state(engine)
+    assert states and all(state == ("idle", "") for state in states), states
+
+
+async def test_no_token_means_no_transaction_at_all(client, engine):
+    pool = engine.sync_engine.pool
+    before = pool.checkedout()
+    r = await client.get(ITEMS)
+    assert r.status_code == 401
+    assert pool.checkedout() == before
+
+
+async def test_rls_still_scopes_sql_that_forgets_the_tenant(factory, engine, client):
+    """Layer 2 alone: after tenantry_enter for tenant A, SQL without any tenant filter (which
+    Statement would refuse) still sees only A's rows, and cannot write a row of B."""
+    a, b = await factory.tenant(), await factory.tenant()
+    await create_item(client, a.owner)
+    await create_item(client, b.owner)
+    await create_item(client, b.owner)
+    pooled = await engine.raw_connection()
+    try:
+        conn = pooled.driver_connection
+        async with conn.transaction():
+            assert await conn.fetchrow(ENTER_SQL, a.id, a.owner.id) is not None
+            db = TenantDB(conn, Caller(a.owner.id, a.id, "owner"))
+            unscoped = await conn.fetchval("SELECT count(*) FROM items")
+            assert unscoped == 1
+            assert await db.fetchval(Statement("SELECT count(*) FROM items WHERE tenant_id = $1")) == 1
+            with pytest.raises(Exception, match="row-level security"):
+                await conn.execute(
+                    "INSERT INTO tags (tenant_id, id, name) VALUES ($1, gen_random_uuid(), 'x')", b.id
+                )
+    finally:
+        pooled.close()
+
+
+async def test_without_enter_rls_shows_nothing(factory, engine, client):
+    """A transaction that never ran tenantry_enter has no tenant: zero rows, not all rows."""
+    a = await factory.tenant()
+    await create_item(client, a.owner)
+    pooled = await engine.raw_connection()
+    try:
+        conn = pooled.driver_connection
+        async with conn.transaction():
+            assert await conn.fetchval("SELECT count(*) FROM items") == 0
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+    finally:
+        pooled.close()
