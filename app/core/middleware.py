@@ -13,7 +13,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.security import InvalidToken, decode_access_token
+from app.core.security import InvalidToken, VerifiedTokens
 
 access_log = logging.getLogger("tenantry.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -72,6 +72,7 @@ class TenantMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.tokens = VerifiedTokens(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -81,7 +82,7 @@ class TenantMiddleware:
             token = _bearer_token(scope["headers"])
             if token is not None:
                 try:
-                    state["principal"] = decode_access_token(self.settings, token)
+                    state["principal"] = self.tokens.decode(token)
                 except InvalidToken as exc:
                     state["token_error"] = str(exc)
         await self.app(scope, receive, send)
