@@ -5,19 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select, text
 
 from app.core.errors import Forbidden, Unauthorized
-from app.core.security import Principal
+from app.core.security import Principal, oauth2_scheme
 from app.db.session import SessionDep
 from app.db.tenancy import TENANT_SET_BY_FIRST_STATEMENT
 from app.users.models import Role, User
 
 ENTER_SQL = text("SELECT * FROM tenantry_enter(:tenant, :user)")
 
-# Declared for OpenAPI only (the Authorize dialog on /docs); TenantMiddleware does the work.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
 async def get_principal(request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
+from fastapi.security import OAuth2PasswordBearer
 from jose import jwt
 from jose.exceptions import JOSEError
 from passlib.context import CryptContext
@@ -139,6 +140,9 @@ def create_access_token(
 
 
 MAX_TOKEN_LENGTH = 4096
+
+# Declared for OpenAPI only (the Authorize dialog on /docs); TenantMiddleware verifies tokens.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
 def decode_access_token(settings: Settings, token: str) -> Principal:

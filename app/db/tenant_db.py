@@ -27,7 +27,7 @@ from fastapi import Depends, Request
 from sqlalchemy.util import greenlet_spawn
 
 from app.core.errors import Forbidden, Unauthorized
-from app.core.security import Principal
+from app.core.security import Principal, oauth2_scheme
 
 ENTER_SQL = "SELECT id, role::text, is_active, token_version FROM tenantry_enter($1, $2)"
 _FILTERS_TENANT = re.compile(r"\btenant_id\s*=\s*\$1(?!\d)")
@@ -85,7 +85,9 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
-async def get_tenant_db(request: Request) -> AsyncIterator[TenantDB]:
+async def get_tenant_db(
+    request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> AsyncIterator[TenantDB]:
     principal = _principal(request)
     # The pool hands out the asyncpg connection itself. SQLAlchemy never starts a transaction
     # on it, so checking it back in costs no round trip (its reset-on-return has nothing to do).

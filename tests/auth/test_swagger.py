@@ -23,7 +23,8 @@ async def test_openapi_advertises_the_password_flow(client):
     spec = (await client.get("/openapi.json")).json()
     scheme = spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]
     assert scheme["flows"]["password"]["tokenUrl"] == TOKEN
-    for path, method in [(ME, "get"), ("/api/v1/users", "post"), ("/api/v1/tenant", "get")]:
+    for path, method in [(ME, "get"), ("/api/v1/users", "post"), ("/api/v1/tenant", "get"),
+                         ("/api/v1/items", "get"), ("/api/v1/items/{item_id}", "patch"), ("/api/v1/tags", "post")]:
         assert {"OAuth2PasswordBearer": []} in spec["paths"][path][method]["security"]
     form = spec["paths"][TOKEN]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
     assert {"username", "password", "client_id"} <= set(form["schema"]["properties"])
