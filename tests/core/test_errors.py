@@ -159,10 +159,13 @@ async def test_oversized_body_is_413_before_parsing(client, settings):
     assert r.json()["error"] == "payload_too_large"
 
 
-async def test_oversized_chunked_body_is_413(client, settings):
+async def test_oversized_chunked_body_is_413(client, settings, factory):
     async def chunks():
         for _ in range(settings.max_body_bytes // 65536 + 2):
             yield b"x" * 65536
 
-    r = await client.post("/api/v1/items", content=chunks(), headers={"Content-Type": "application/json"})
+    # Authenticated: an anonymous caller gets 401 before its body is read at all.
+    t = await factory.tenant()
+    r = await client.post("/api/v1/items", content=chunks(),
+                          headers={"Content-Type": "application/json", **t.owner.headers})
     assert r.status_code == 413

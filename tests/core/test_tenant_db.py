@@ -94,3 +94,17 @@ async def test_without_enter_rls_shows_nothing(factory, engine, client):
             assert await conn.fetchval("SELECT count(*) FROM users") == 0
     finally:
         pooled.close()
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("post", ITEMS, {"name": ""}),
+    ("patch", f"{ITEMS}/not-a-uuid", {"price": "-1"}),
+    ("get", f"{ITEMS}?limit=0", None),
+    ("post", "/api/v1/tags", {"unknown": 1}),
+])
+async def test_an_anonymous_caller_gets_401_before_any_validation(client, method, path, body):
+    kwargs = {"json": body} if body is not None else {}
+    r = await client.request(method.upper(), path, **kwargs)
+    assert r.status_code == 401, r.text
+    r = await client.request(method.upper(), path, headers={"Authorization": "Bearer forged"}, **kwargs)
+    assert r.status_code == 401, r.text
