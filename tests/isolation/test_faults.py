@@ -289,9 +289,11 @@ async def test_pool_exhaustion_gives_clear_503_and_no_tenant_leaks(db_urls):
         await bounded(gate.all_holding.wait())
         assert engine.pool.checkedout() == 2
 
-        # Nothing free: every other request waits the pool timeout, then gets a clear 503.
+        # Nothing free: every other request waits the pool timeout, then gets a clear 503, on
+        # the ORM path (tenant) and the TenantDB path (items) alike.
         extra = await bounded(asyncio.gather(*(
-            client.get("/api/v1/tenant", headers=t.owner.headers) for t in (a, b, a, b)
+            client.get(path, headers=t.owner.headers)
+            for t in (a, b) for path in ("/api/v1/tenant", "/api/v1/items", f"/api/v1/items/{uuid.uuid4()}")
         )))
         for r in extra:
             assert_503(r)
