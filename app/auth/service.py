@@ -113,7 +113,12 @@ async def check_throttle(session: AsyncSession, settings: Settings, email: str) 
 
 
 async def record_failure(session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, email: str) -> None:
-    """Count one failure atomically (INSERT ... ON CONFLICT), so concurrent workers add up."""
+    """Count one failure atomically (INSERT ... ON CONFLICT), so concurrent workers add up.
+
+    Then drop the tenant's counters whose window has closed: they count for nothing (a new
+    failure restarts at 1), and without this a flood of made-up emails would grow the table
+    forever. Failures are bcrypt-bound, so a tenant never holds more than one window's worth.
+    """
     window_open = LoginAttempt.window_started_at > func.now() - timedelta(seconds=settings.login_window_seconds)
     stmt = pg_insert(LoginAttempt).values(tenant_id=tenant_id, email=email, failures=1, window_started_at=func.now())
     stmt = stmt.on_conflict_do_update(
@@ -124,6 +129,7 @@ async def record_failure(session: AsyncSession, settings: Settings, tenant_id: u
         },
     )
     await session.execute(stmt)
+    await session.execute(delete(LoginAttempt).where(~window_open))
 
 
 async def clear_failures(session: AsyncSession, email: str) -> None:

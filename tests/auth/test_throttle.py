@@ -83,3 +83,40 @@ async def test_an_inactive_users_right_password_counts_as_a_failure(client, fact
     for _ in range(settings.login_max_failures):
         assert (await login(client, t.slug, ghost.email, ghost.password)).status_code == 401
     assert (await login(client, t.slug, ghost.email, ghost.password)).status_code == 429
+
+
+async def test_a_failure_drops_the_tenants_counters_whose_window_has_closed(client, factory, settings):
+    """A flood of made-up emails must not grow login_attempts forever: a closed window counts for
+    nothing, so each failure removes its tenant's closed counters, and only its tenant's."""
+    a, b = await factory.tenant(), await factory.tenant()
+    await _fail(client, a.slug, "old-1@example.com", 1)
+    await _fail(client, a.slug, "old-2@example.com", 1)
+    await _fail(client, a.slug, "recent@example.com", 1)
+    await _fail(client, b.slug, "old-b@example.com", 1)
+    past = datetime.now(UTC) - timedelta(seconds=settings.login_window_seconds + 1)
+    for tenant, emails in ((a, ["old-1@example.com", "old-2@example.com"]), (b, ["old-b@example.com"])):
+        async with factory.session_for(tenant.id) as session, session.begin():
+            await session.execute(
+                update(LoginAttempt).where(LoginAttempt.email.in_(emails)).values(window_started_at=past)
+            )
+
+    await _fail(client, a.slug, "new@example.com", 1)
+
+    assert await attempt_row(factory, a.id, "old-1@example.com") is None
+    assert await attempt_row(factory, a.id, "old-2@example.com") is None
+    assert (await attempt_row(factory, a.id, "recent@example.com")).failures == 1
+    assert (await attempt_row(factory, a.id, "new@example.com")).failures == 1
+    # Tenant B's closed counter waits for a failure in tenant B.
+    assert await attempt_row(factory, b.id, "old-b@example.com") is not None
+    await _fail(client, b.slug, "other@example.com", 1)
+    assert await attempt_row(factory, b.id, "old-b@example.com") is None
+
+
+async def test_a_closed_window_for_the_same_email_restarts_at_one(client, factory, settings):
+    t = await factory.tenant()
+    await _fail(client, t.slug, "again@example.com", settings.login_max_failures)
+    async with factory.session_for(t.id) as session, session.begin():
+        past = datetime.now(UTC) - timedelta(seconds=settings.login_window_seconds + 1)
+        await session.execute(update(LoginAttempt).values(window_started_at=past))
+    await _fail(client, t.slug, "again@example.com", 1)
+    assert (await attempt_row(factory, t.id, "again@example.com")).failures == 1
