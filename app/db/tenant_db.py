@@ -117,6 +117,10 @@ async def tenant_db(request: Request, *, roles: Collection[str] = ()) -> AsyncIt
         await _abandon(conn, transaction, pooled)
         raise
     finally:
+        # A transaction still open here (its rollback cut short by a second cancellation) still
+        # carries this tenant: discard the connection (a local check, no round trip).
+        if not conn.is_closed() and conn.is_in_transaction():
+            await greenlet_spawn(pooled.invalidate)
         # Pool check-in may close an overflow connection, which awaits: SQLAlchemy's pool
         # runs such calls only inside its greenlet bridge.
         await greenlet_spawn(pooled.close)

@@ -50,6 +50,28 @@ async def test_requests_leave_no_transaction_and_no_tenant_on_pooled_connections
     assert states and all(state == ("idle", "") for state in states), states
 
 
+async def test_a_transaction_left_open_never_goes_back_to_the_pool(client, engine, factory, monkeypatch):
+    """Belt and braces under the rollback: if it never ran (a second cancellation while it was
+    awaited), the connection still carries the tenant's open transaction. It must be discarded,
+    never handed to the next request."""
+    import app.db.tenant_db as tenant_db_module
+
+    async def rollback_that_never_ran(conn, transaction, pooled) -> None:
+        return None
+
+    crew = await factory.tenant()
+    item = await create_item(client, crew.owner)
+    monkeypatch.setattr(tenant_db_module, "_abandon", rollback_that_never_ran)
+    r = await client.post(ITEMS, json={"name": item["name"], "price": "1"}, headers=crew.owner.headers)
+    assert r.status_code == 409
+    monkeypatch.undo()
+
+    states = await _pooled_connections_state(engine)
+    assert all(state == ("idle", "") for state in states), states
+    r = await client.get(f"{ITEMS}/{item['id']}", headers=crew.owner.headers)
+    assert r.status_code == 200
+
+
 async def test_no_token_means_no_transaction_at_all(client, engine):
     pool = engine.sync_engine.pool
     before = pool.checkedout()
