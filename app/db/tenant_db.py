@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -46,6 +47,12 @@ class Statement:
     def __post_init__(self) -> None:
         if not (_FILTERS_TENANT.search(self.sql) or _INSERTS_TENANT.search(self.sql)):
             raise ValueError(f"statement does not scope itself to tenant_id = $1: {self.sql[:100]!r}")
+
+
+@lru_cache(maxsize=512)
+def statement(sql: str) -> Statement:
+    """The Statement for SQL put together per request (a few shapes): each text checked once."""
+    return Statement(sql)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from app.core.errors import Invalid, NotFound
-from app.db.tenant_db import Statement, TenantDB
+from app.db.tenant_db import Statement, TenantDB, statement
 from app.items.pagination import KeyKind, decode_cursor, encode_cursor
 from app.items.queries import COLUMNS, TAGS
 from app.items.schemas import ItemListParams
@@ -51,7 +51,7 @@ async def list_items(db: TenantDB, params: ItemListParams) -> tuple[list[dict[st
     query = await _filters(db, params)
     total = None
     if params.include_total:
-        total = await db.fetchval(Statement(f"SELECT count(*) FROM items i WHERE {query.where}"), *query.args)
+        total = await db.fetchval(statement(f"SELECT count(*) FROM items i WHERE {query.where}"), *query.args)
 
     key_name = params.sort.lstrip("-")
     descending = params.sort.startswith("-")
@@ -65,7 +65,7 @@ async def list_items(db: TenantDB, params: ItemListParams) -> tuple[list[dict[st
     limit = query.bind(params.limit + 1)
     sql = (f"SELECT {COLUMNS}, {TAGS} FROM items i WHERE {query.where}"
            f" ORDER BY {column}{direction}, i.id{direction} LIMIT {limit}")
-    rows = await db.fetch(Statement(sql), *query.args)
+    rows = await db.fetch(statement(sql), *query.args)
 
     items = [dict(row) for row in rows[: params.limit]]
     next_cursor = None

@@ -3,7 +3,7 @@ that at import); RLS scopes it again in PostgreSQL. Rows come back in ItemRead's
 
 from __future__ import annotations
 
-from app.db.tenant_db import Statement
+from app.db.tenant_db import Statement, statement
 
 COLUMNS = "i.id, i.name, i.description, i.price, i.stock_quantity, i.owner_id, i.version, i.created_at, i.updated_at"
 # The item's tags as a JSON array, in the same statement (ItemRead sorts them).
@@ -76,7 +76,7 @@ TAGS_BY_NAME = Statement(
 def update_item(fields: list[str]) -> Statement:
     """UPDATE of the given columns ($4, $5, ... in order), bumping version and updated_at."""
     sets = "".join(f"{field} = ${n}, " for n, field in enumerate(fields, start=4))
-    return Statement(
+    return statement(
         f"WITH i AS (UPDATE items SET {sets}version = version + 1, updated_at = now()"
         " WHERE tenant_id = $1 AND id = $2 AND version = $3 RETURNING *)"
         f" SELECT {COLUMNS}, {TAGS} FROM i"
