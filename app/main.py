@@ -13,6 +13,7 @@ from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
 from app.db.engine import create_engine, create_sessionmaker
+from app.db.statements import build_families
 from app.db.guard import assert_isolation
 
 
@@ -47,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     include_api(app)
+    # Statements built per shape use every model column they name in their widest shapes:
+    # compiling those now makes a renamed column fail here, not in a request.
+    build_families()
     # Added last = outermost: the request id and access log wrap everything.
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -7,7 +7,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.core.config import Settings
-import app.db.tenancy  # noqa: F401  (registers the isolation events on every Session)
+from app.db.tenancy import TenantSession
 
 
 def to_async_url(url: str) -> str:
@@ -51,4 +51,4 @@ def _drop_closed_connections(dbapi_connection, connection_record, connection_pro
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: responses are built after the commit without reloading rows.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TenantSession)
