@@ -18,6 +18,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     cast,
     delete,
     exists,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     not_,
+    or_,
     select,
     update,
 )
@@ -214,3 +216,41 @@ def update_item(fields: tuple[str, ...]) -> TenantStatement:
         .cte("updated")
     )
     return compile_checked(select(*updated.c, item_tags_json(updated)), f"update_item{fields}")
+
+
+def _patch_shapes() -> list[tuple[tuple[str, ...], bool, bool]]:
+    from itertools import combinations
+
+    subsets = [fields for n in range(1, len(UPDATABLE) + 1) for fields in combinations(UPDATABLE, n)]
+    return [(fields, member, if_match) for fields in subsets for member in (False, True) for if_match in (False, True)]
+
+
+@statement_family(_patch_shapes, lambda: [(UPDATABLE, True, True)])
+def patch_item(fields: tuple[str, ...], member: bool, if_match: bool) -> TenantStatement:
+    """PATCH in one statement: the rules of a read-then-write, without the read.
+
+    - `seen` is the version this statement's snapshot holds. Of two concurrent writers, the
+      second waits for the first's row lock, then re-checks `version = seen.version` against
+      the committed row and matches nothing (412), exactly as a read-then-write would.
+    - members change only their own items (`owner_id = :caller_id`), If-Match narrows the
+      versions; no row means 404, 403 or 412, which the caller then tells apart by reading.
+    - values equal to the stored ones do not bump the version or updated_at (nor the ETag).
+    """
+    seen = select(items.c.version).where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID).cte("seen")
+    new = {field: param(f"new_{field}", items.c[field].type) for field in fields}
+    changed = or_(*(items.c[field].is_distinct_from(value) for field, value in new.items()))
+    conditions = [items.c.tenant_id == TENANT, items.c.id == ITEM_ID, items.c.version == seen.c.version]
+    if member:
+        conditions.append(items.c.owner_id == param("caller_id", UUID_T))
+    if if_match:
+        conditions.append(items.c.version == any_(param("expected", ARRAY(Integer))))
+    one, zero = literal_column("1", Integer), literal_column("0", Integer)
+    updated = (
+        update(items)
+        .where(*conditions)
+        .values(**new, version=items.c.version + case((changed, one), else_=zero),
+                updated_at=case((changed, func.now()), else_=items.c.updated_at))
+        .returning(*ITEM_COLUMNS)
+        .cte("updated")
+    )
+    return compile_checked(select(*updated.c, item_tags_json(updated)), f"patch_item{fields}{member}{if_match}")

@@ -87,15 +87,37 @@ async def bulk_create(db: TenantDB, data: ItemBulkCreate) -> list[dict[str, Any]
 
 async def update_item(db: TenantDB, item_id: uuid.UUID, data: ItemUpdate, expected: Expected) -> dict[str, Any]:
     """Partial update. An unchanged value does not bump the version, nor change the ETag."""
+    changes = data.model_dump(exclude_unset=True)
+    if "tag_ids" in changes or "tag_names" in changes:
+        return await _update_with_tags(db, item_id, changes, expected)
+    fields = tuple(field for field in UPDATABLE if field in changes)
+    if not fields:
+        item = await read_item(db, item_id)
+        _check_writable(db, item, expected)
+        return item
+    member = db.caller.role == Role.member
+    row = await db.fetchrow(
+        queries.patch_item(fields, member, expected is not None), item_id=item_id, caller_id=db.caller.id,
+        expected=sorted(expected or ()), **{f"new_{field}": changes[field] for field in fields},
+    )
+    if row is None:  # missing (404), not the member's (403), If-Match (412), or changed meanwhile
+        item = await read_item(db, item_id)
+        _check_writable(db, item, expected)
+        raise _changed_meanwhile()
+    return dict(row)
+
+
+async def _update_with_tags(
+    db: TenantDB, item_id: uuid.UUID, changes: dict[str, Any], expected: Expected
+) -> dict[str, Any]:
     item = await read_item(db, item_id)
     _check_writable(db, item, expected)
-    changes = data.model_dump(exclude_unset=True)
     fields = [f for f in UPDATABLE if f in changes and changes[f] != item[f]]
-    tags = None
-    if "tag_ids" in changes or "tag_names" in changes:
-        tags = await resolve_tags(db, changes.get("tag_ids") or [], changes.get("tag_names") or [], ["body"])
-        if {t["id"] for t in tags} == {uuid.UUID(str(t["id"])) for t in item["tags"]}:
-            tags = None
+    tags: list[Tag] | None = await resolve_tags(
+        db, changes.get("tag_ids") or [], changes.get("tag_names") or [], ["body"]
+    )
+    if {t["id"] for t in tags or ()} == {uuid.UUID(str(t["id"])) for t in item["tags"]}:
+        tags = None
     if not fields and tags is None:
         return item
     if tags is not None:
