@@ -12,15 +12,16 @@ indexes that a tenant-leading key makes redundant are dropped. The item counters
 defaults in the database (the compiled statements never send ORM-side defaults). Runs on a populated database
 (every row already satisfies the new keys) and downgrades.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0003"
-down_revision: Union[str, None] = "0002"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 KEYED = ("users", "tags", "items", "refresh_tokens")
 # (name, table, columns, referred table, on delete): the FKs that lean on (tenant_id, id).
