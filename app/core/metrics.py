@@ -126,6 +126,20 @@ def _hash_queue_depth() -> int:
     return executor_factory()._work_queue.qsize()
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template with its router prefixes ("/api/v1/items/{item_id}").
+
+    FastAPI (>= 0.160) includes routers lazily: scope["route"] is the router's own route,
+    whose path lacks the prefixes; the full template is on the effective route context.
+    Never the raw path (unbounded labels); UNMATCHED when nothing matched.
+    """
+    context = (scope.get("fastapi") or {}).get("effective_route_context")
+    template = getattr(context, "path_format", None) if context is not None else None
+    if not template:
+        template = getattr(scope.get("route"), "path_format", None) or getattr(scope.get("route"), "path", None)
+    return template or UNMATCHED
+
+
 class MetricsMiddleware:
     """Count and time every HTTP request by route template; refresh the pool gauges."""
 
@@ -153,7 +167,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             m.in_flight.dec()
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            route = route_template(scope)
             m.requests.labels(scope["method"], route, str(status)).inc()
             m.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
             self._gauges()
