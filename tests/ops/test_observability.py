@@ -139,3 +139,38 @@ async def _until_in_flight(client: httpx.AsyncClient, login: asyncio.Task) -> No
             return
         await asyncio.sleep(0.02)  # polling interval only
     raise AssertionError(f"the login finished before SIGTERM could be sent: {login.result().text}")
+
+
+@pytest.mark.slow
+async def test_metrics_add_up_over_serve_workers(settings):
+    """`tenantry serve --workers 2`: whichever worker answers /metrics reports both workers' counts."""
+    import os
+    import subprocess
+    import sys
+
+    from app.core.config import ROOT
+    from tests.isolation.servers import free_loopback_port
+    from tests.ops.test_pgbouncer import _ready, _stop
+
+    port = free_loopback_port()
+    env = {k: v for k, v in app_env(settings).items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--no-migrate", "--workers", "2", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        async with httpx.AsyncClient(timeout=BOUND) as client:
+            await asyncio.wait_for(_ready(client, port, proc), 60)
+        # New connections each time, so the kernel spreads them over both workers.
+        for _ in range(40):
+            async with httpx.AsyncClient(timeout=BOUND) as client:
+                assert (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        totals = set()
+        for _ in range(4):
+            async with httpx.AsyncClient(timeout=BOUND) as client:
+                body = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            match = re.search(r'^tenantry_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)$',
+                              body, re.M)
+            assert match, body[:2000]
+            totals.add(float(match.group(1)))
+        assert totals == {40.0}, totals
+    finally:
+        _stop(proc)
