@@ -4,7 +4,7 @@ connection budget) and Prometheus metrics (/metrics)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.core import metrics
 from app.db.guard import isolation_problems
@@ -33,8 +33,10 @@ async def readyz(request: Request):
     return {"status": "ready", "connections": connections}
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
 async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics (METRICS_ENABLED): route templates and status codes, no tenant data."""
     if not request.app.state.settings.metrics_enabled:
         return JSONResponse({"error": "not_found", "detail": "Not Found"}, status_code=404)
     body, content_type = metrics.render()

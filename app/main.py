@@ -4,6 +4,7 @@ errors, routers."""
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from contextlib import asynccontextmanager
 
@@ -36,9 +37,35 @@ class TenantryAPI(FastAPI):
         return RequestContextMiddleware(stack, json_logs=settings.log_format == "json")
 
 
+class JsonLogFormatter(logging.Formatter):
+    """LOG_FORMAT=json: every line one JSON object; an access-log line carries its fields
+    (method, path, status, duration_ms, request_id, tenant_id, user_id) at the top level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name}
+        message = record.getMessage()
+        if record.name == "tenantry.access" and message.startswith("{"):
+            line.update(json.loads(message))
+        else:
+            line["message"] = message
+            if record.exc_info:
+                line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def _configure_logging(settings: Settings) -> None:
+    # basicConfig does nothing when the root logger already has handlers (tests, embedding apps).
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -69,9 +69,14 @@ async def test_json_access_log(db_urls, caplog):
         t = await Factory(app.state.sessionmaker, settings).tenant()
         r = await client.get("/api/v1/tenant", headers={**t.owner.headers, "X-Request-ID": "req-42"})
         assert r.status_code == 200
-    (line,) = [json.loads(m) for m in _access_lines(caplog) if "req-42" in m]
+    (record,) = [r for r in caplog.records if r.name == "tenantry.access" and "req-42" in r.getMessage()]
+    # What the worker writes with LOG_FORMAT=json: one JSON object per line, fields at the top.
+    from app.main import JsonLogFormatter
+
+    line = json.loads(JsonLogFormatter().format(record))
     assert line["method"] == "GET" and line["path"] == "/api/v1/tenant" and line["status"] == 200
     assert line["tenant_id"] == str(t.id) and line["user_id"] == str(t.owner.id) and line["duration_ms"] >= 0
+    assert line["level"] == "INFO" and line["ts"]
 
 
 async def test_metrics_use_route_templates_not_raw_paths(client, factory):
