@@ -8,8 +8,6 @@ pooler in between needs — and every consumer uses it: the ORM session, TenantD
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -18,8 +16,6 @@ from sqlalchemy.pool import NullPool
 
 from app.core.config import DbPooler, Settings
 import app.db.tenancy  # noqa: F401  (registers the isolation events on every Session)
-
-log = logging.getLogger("tenantry.db")
 
 # asyncpg keyword arguments that may arrive in a URL's query string: as text there, while asyncpg
 # wants numbers (`?statement_cache_size=0` raised a TypeError deep inside asyncpg).

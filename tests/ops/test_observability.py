@@ -149,7 +149,6 @@ async def _until_in_flight(client: httpx.AsyncClient, login: asyncio.Task) -> No
 @pytest.mark.slow
 async def test_metrics_add_up_over_serve_workers(settings):
     """`tenantry serve --workers 2`: whichever worker answers /metrics reports both workers' counts."""
-    import os
     import subprocess
     import sys
 

@@ -12,7 +12,6 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pytest
 from fastapi import APIRouter, Request
@@ -24,7 +23,6 @@ from app.db.session import SessionDep
 from app.db.tenant_db import tenant_db
 from app.items.models import Tag
 from app.main import create_app
-from tests.conftest import TEST_DB_NAME
 from tests.factories import Factory
 from tests.isolation.servers import BOUND, bounded
 from tests.ops.test_db_faults import _admin
