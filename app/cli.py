@@ -35,20 +35,27 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.core.metrics import prepare_multiprocess_dir
     from app.db.setup import DatabaseUrls, prepare_database
 
     settings = _settings()
+    workers = args.workers or settings.workers
     if args.no_migrate:
         # The API then needs only the app role's credentials (migrations ran elsewhere).
         if settings.database_url is None:
             return _fail("--no-migrate needs DATABASE_URL (the embedded server is set up by migrating)")
         urls = DatabaseUrls(owner_url=settings.migration_database_url or "", app_url=settings.database_url)
     else:
-        urls = prepare_database(settings)
+        # Instances started together take turns (advisory lock); one whose schema is already at
+        # head only checks that, as the app role.
+        urls = prepare_database(settings, skip_if_at_head=True)
     # Workers (separate processes) build their app from the environment.
     os.environ["DATABASE_URL"] = urls.app_url
     if urls.owner_url:
         os.environ["MIGRATION_DATABASE_URL"] = urls.owner_url
+    os.environ["WORKERS"] = str(workers)  # the connection budget each worker reports
+    if settings.metrics_enabled and workers > 1:
+        prepare_multiprocess_dir()  # before the workers start: they all write there
     get_settings.cache_clear()
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, exit hooks still
     # run (they stop the embedded PostgreSQL when this was its last user).
@@ -59,9 +66,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host,
         port=args.port,
-        workers=args.workers,
+        workers=workers,
         access_log=False,  # our RequestContextMiddleware logs one richer line per request
         log_level=settings.log_level.lower(),
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the lifespan
+        # closes the pool.
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
 
@@ -72,7 +82,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     urls = prepare_database(settings)
     if args.revision != "head":
-        run_migrations(urls.owner_url, args.revision, downgrade=args.downgrade)
+        run_migrations(urls.owner_url, args.revision, downgrade=args.downgrade, settings=settings)
     print("[tenantry] migrations applied", flush=True)
     return 0
 
@@ -221,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the API (embedded PostgreSQL unless DATABASE_URL is set)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKERS, 1)")
     serve.add_argument("--no-migrate", action="store_true",
                        help="skip migrations (they ran elsewhere, e.g. the compose migrate service)")
     serve.set_defaults(func=cmd_serve)

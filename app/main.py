@@ -1,25 +1,72 @@
-"""create_app(): settings, lifespan (engine + isolation guard), middleware, errors, routers."""
+"""create_app(): settings, lifespan (engine, isolation guard, connection budget), middleware,
+errors, routers."""
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from app.api import include_api
+from app.core import metrics
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
+from app.db import budget
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.statements import build_families
 from app.db.guard import assert_isolation
+from app.db.retry import RetryMiddleware
+
+log = logging.getLogger("tenantry.app")
+
+
+class TenantryAPI(FastAPI):
+    """FastAPI whose access log and metrics wrap *everything*, Starlette's ServerErrorMiddleware
+    included: a response rendered by the catch-all handler is logged and counted with the
+    status the client received (added with add_middleware they sat inside it, saw no response
+    and logged 500 for requests answered 503)."""
+
+    def build_middleware_stack(self):
+        settings: Settings = self.state.settings
+        stack = super().build_middleware_stack()
+        if settings.metrics_enabled:
+            stack = metrics.MetricsMiddleware(stack, self.state)
+        return RequestContextMiddleware(stack, json_logs=settings.log_format == "json")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """LOG_FORMAT=json: every line one JSON object; an access-log line carries its fields
+    (method, path, status, duration_ms, request_id, tenant_id, user_id) at the top level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name}
+        message = record.getMessage()
+        if record.name == "tenantry.access" and message.startswith("{"):
+            line.update(json.loads(message))
+        else:
+            line["message"] = message
+            if record.exc_info:
+                line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def _configure_logging(settings: Settings) -> None:
+    # basicConfig does nothing when the root logger already has handlers (tests, embedding apps).
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -28,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings, settings.database_url)
         async with engine.connect() as conn:
             await assert_isolation(conn)
+            app.state.budget = await budget.measure(conn, settings)
+        budget.report(app.state.budget)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         # What start-up built (routes, schemas, mappers) lives as long as the process: moved out
@@ -37,24 +86,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Reached after uvicorn's graceful shutdown (SIGTERM): in-flight requests have
+            # finished (or SHUTDOWN_TIMEOUT passed), so closing the pool cuts nobody off.
             await engine.dispose()
+            metrics.process_exiting()
+            log.info("shut down: database pool closed")
 
-    app = FastAPI(
+    app = TenantryAPI(
         title="Tenantry",
         version="0.1.0",
         description="Multi-tenant SaaS backend. Log in with **Authorize** (client_id = tenant slug).",
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.budget = None
     install_error_handlers(app)
     include_api(app)
     # Statements built per shape use every model column they name in their widest shapes:
     # compiling those now makes a renamed column fail here, not in a request.
     build_families()
-    # Added last = outermost: the request id and access log wrap everything.
+    # Added first = innermost: a retried request passes the token and body checks once.
+    app.add_middleware(RetryMiddleware, attempts=settings.db_retry_attempts)
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    # RequestContextMiddleware (request id + access log) is the outermost layer: TenantryAPI.
     return app
 
 

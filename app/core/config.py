@@ -20,6 +20,16 @@ class Environment(StrEnum):
     prod = "prod"
 
 
+class DbPooler(StrEnum):
+    none = "none"  # the app connects to PostgreSQL itself
+    pgbouncer = "pgbouncer"  # a transaction-mode pooler in between: no prepared statement outlives a transaction
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -35,7 +45,16 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=64, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
-    db_statement_cache_size: int = Field(default=100, ge=0)  # 0 behind PgBouncer (transaction mode)
+    db_statement_cache_size: int = Field(default=100, ge=0)  # forced to 0 by DB_POOLER=pgbouncer
+    db_pooler: DbPooler = DbPooler.none
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    # Deadlocks (40P01) and serialization failures (40001): the request's transaction is run
+    # again this many times (it committed nothing), then 503.
+    db_retry_attempts: int = Field(default=3, ge=0, le=10)
+    # The connection budget checked at start-up: worker processes per instance (also the
+    # default of `tenantry serve --workers`) and instances sharing the database.
+    workers: int = Field(default=1, ge=1)
+    instances: int = Field(default=1, ge=1)
 
     # Tokens.
     secret_key: str = DEFAULT_SECRET_KEY
@@ -59,6 +78,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.text  # json: one JSON object per access-log line
+    metrics_enabled: bool = True  # Prometheus text at /metrics
+    # SIGTERM: seconds in-flight requests get to finish before the workers stop.
+    shutdown_timeout: float = Field(default=15.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_weak_prod_secret(self) -> "Settings":

@@ -16,10 +16,12 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core import metrics
+from app.db import faults, retry
 from app.db.constraints import field_for_constraint
 
 log = logging.getLogger("tenantry.errors")
@@ -114,42 +116,39 @@ def constraint_error_response(sqlstate: str | None, constraint: str, message: st
     return error_response(409, "conflict", "the change conflicts with existing data")
 
 
-# 22021 NUL/invalid character, 22P05 untranslatable, 22001 string too long,
-# 22003 numeric out of range, 22P02 invalid text representation, 22007/22008 bad datetime.
-_BAD_INPUT_SQLSTATES = {"22021", "22P05", "22001", "22003", "22P02", "22007", "22008"}
-
-
 def _sqlstate(exc: BaseException) -> str | None:
-    orig = getattr(exc, "orig", None)
-    return getattr(getattr(orig, "__cause__", None) or orig, "sqlstate", None)
-
-
-_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
+    return faults.sqlstate(exc)
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    sqlstate = getattr(getattr(orig, "__cause__", None) or orig, "sqlstate", None)
-    if sqlstate in _UNAVAILABLE_SQLSTATES:
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    text = f"{type(orig).__name__} {orig}" if orig is not None else repr(exc)
-    return any(s in text for s in ("ConnectionDoesNotExist", "ConnectionRefused", "connection was closed",
-                                   "CannotConnectNow", "Connect call failed", "OSError", "TimeoutError"))
+    return faults.is_unavailable(exc)
 
 
-def _database_error(exc: BaseException, sqlstate: str | None) -> JSONResponse:
-    if sqlstate in _UNAVAILABLE_SQLSTATES or _is_unavailable(exc):
-        return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
-    if sqlstate in _BAD_INPUT_SQLSTATES:
+def unavailable_response() -> JSONResponse:
+    return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
+
+
+def _database_error(request: Request, exc: BaseException) -> JSONResponse:
+    """Every database error by its classification (app/db/faults.py); only a bug is a 500."""
+    fault = faults.classify(exc)
+    metrics.db_error(fault.value if fault else type(exc).__name__)
+    if fault is faults.Fault.RETRYABLE:
+        # Deadlock or serialization failure: the retry middleware (app/db/retry.py) runs the
+        # request again while attempts remain; this 503 is what the client gets after them.
+        retry.mark_retryable(request.scope)
+        return error_response(503, "service_unavailable", "database busy (conflicting transactions), retry",
+                              {"Retry-After": "1"})
+    if fault is faults.Fault.UNAVAILABLE:
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return unavailable_response()
+    if fault is faults.Fault.BAD_INPUT:
         # Input the schemas let through but PostgreSQL cannot store (a NUL byte, a number
         # out of range): the client's fault, and nothing was written (the request rolls back).
         return error_response(422, "validation_error", [
             {"loc": ["request"], "msg": "a value cannot be stored (invalid character or out of range)",
              "type": "value_error"}
         ])
-    log.exception("database error", exc_info=exc)
+    log.error("database error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
 
 
@@ -175,34 +174,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _integrity(request: Request, exc: IntegrityError):
         return integrity_error_response(exc)
 
-    @app.exception_handler(PoolTimeoutError)
-    async def _pool_timeout(request: Request, exc: PoolTimeoutError):
-        return error_response(503, "service_unavailable", "database busy, retry shortly", {"Retry-After": "1"})
+    # Every wrapping a database error arrives in (app/db/faults.py): the ORM's DBAPIError, the
+    # dialect's emulated DBAPI error (a pool checkout), asyncpg's own (TenantDB), a plain
+    # OSError (nothing listens). Handled here, not in the catch-all below: Starlette re-raises
+    # what reaches the catch-all, so every request of an outage would log a traceback.
+    async def _database(request: Request, exc: Exception):
+        return _database_error(request, exc)
 
-    @app.exception_handler(DBAPIError)
-    async def _dbapi(request: Request, exc: DBAPIError):
-        return _database_error(exc, _sqlstate(exc))
-
-    # TenantDB (app/db/tenant_db.py) talks to asyncpg directly: the same mapping, unwrapped.
-    @app.exception_handler(asyncpg.PostgresError)
+    # TenantDB (app/db/tenant_db.py) talks to asyncpg directly: constraint errors unwrapped.
     async def _postgres(request: Request, exc: asyncpg.PostgresError):
         sqlstate = exc.sqlstate or ""
         if sqlstate.startswith("23"):
             return constraint_error_response(sqlstate, exc.constraint_name or "", str(exc))
-        return _database_error(exc, sqlstate)
+        return _database_error(request, exc)
 
-    @app.exception_handler(asyncpg.InterfaceError)
-    async def _driver(request: Request, exc: asyncpg.InterfaceError):
-        return _database_error(exc, None)
-
-    # A database that is down fails at connect with a plain OSError (socket refused or missing,
-    # connect timeout) that SQLAlchemy does not wrap. Handled here, not in the catch-all below:
-    # Starlette re-raises what reaches the catch-all, so every request of an outage would log a
-    # traceback ("Exception in ASGI application") although the client got its 503.
-    @app.exception_handler(OSError)
-    async def _unreachable(request: Request, exc: OSError):
-        log.warning("database unreachable: %s: %s", type(exc).__name__, exc)
-        return error_response(503, "service_unavailable", "database unavailable", {"Retry-After": "1"})
+    for kind in (faults.DatabaseUnavailable, PoolTimeoutError, DBAPIError, EmulatedDBAPIException,
+                 asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+        app.add_exception_handler(kind, _database)
+    app.add_exception_handler(asyncpg.PostgresError, _postgres)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -5,6 +5,7 @@ Pure ASGI rather than BaseHTTPMiddleware: no extra task or body buffering per re
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -20,10 +21,15 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    """Accept X-Request-ID (or make one), return it, and log one line per request."""
+    """Accept X-Request-ID (or make one), return it, and log one line per request.
 
-    def __init__(self, app: ASGIApp) -> None:
+    The status logged is the one sent (TenantryAPI makes this the outermost layer, so it also
+    sees responses of the catch-all handler); json_logs: one JSON object per line instead.
+    """
+
+    def __init__(self, app: ASGIApp, json_logs: bool = False) -> None:
         self.app = app
+        self.json_logs = json_logs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,13 +59,22 @@ class RequestContextMiddleware:
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 principal = scope["state"].get("principal")
-                access_log.info(
-                    "%s %s %s %.1fms request_id=%s tenant_id=%s user_id=%s",
-                    scope["method"], scope["path"], status,
-                    (time.perf_counter() - started) * 1000, request_id,
-                    principal.tenant_id if principal else "-",
-                    principal.user_id if principal else "-",
-                )
+                if self.json_logs:
+                    access_log.info("%s", json.dumps({
+                        "method": scope["method"], "path": scope["path"], "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                        "request_id": request_id,
+                        "tenant_id": str(principal.tenant_id) if principal else None,
+                        "user_id": str(principal.user_id) if principal else None,
+                    }))
+                else:
+                    access_log.info(
+                        "%s %s %s %.1fms request_id=%s tenant_id=%s user_id=%s",
+                        scope["method"], scope["path"], status,
+                        (time.perf_counter() - started) * 1000, request_id,
+                        principal.tenant_id if principal else "-",
+                        principal.user_id if principal else "-",
+                    )
 
 
 class TenantMiddleware:

@@ -8,6 +8,7 @@ app role logs in for requests, NOSUPERUSER NOBYPASSRLS, owns nothing, holds only
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.core.config import ROOT, Settings
+
+log = logging.getLogger("tenantry.setup")
 
 
 @dataclass(frozen=True)
@@ -95,20 +98,51 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def alembic_config(owner_url: str):
+def alembic_config(owner_url: str, settings: Settings | None = None):
     from alembic.config import Config
 
     cfg = Config(toml_file=str(ROOT / "pyproject.toml"))
     cfg.attributes["owner_url"] = owner_url
+    if settings is not None:
+        cfg.attributes["settings"] = settings
     return cfg
 
 
-def run_migrations(owner_url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+def head_revisions() -> set[str]:
+    """The revisions the code expects the schema at (from alembic/versions, no database)."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config("")).get_heads())
+
+
+async def schema_revisions(app_url: str, settings: Settings) -> set[str] | None:
+    """The schema's revisions, read as the app role (tenantry_schema_revision(), migration
+    0013); None when that function is missing (an older schema: it needs migrating)."""
+    from app.db.engine import connect_args
+
+    url, args = connect_args(settings, app_url)
+    conn = await asyncpg.connect(_plain(url), **{k: v for k, v in args.items() if k != "prepared_statement_name_func"})
+    try:
+        exists = await conn.fetchval("SELECT to_regprocedure('tenantry_schema_revision()') IS NOT NULL")
+        if not exists:
+            return None
+        value = await conn.fetchval("SELECT tenantry_schema_revision()")
+    finally:
+        await conn.close()
+    return set(value.split(",")) if value else set()
+
+
+def schema_at_head(app_url: str, settings: Settings) -> bool:
+    return asyncio.run(schema_revisions(app_url, settings)) == head_revisions()
+
+
+def run_migrations(owner_url: str, revision: str = "head", *, downgrade: bool = False,
+                   settings: Settings | None = None) -> None:
     """Alembic upgrade/downgrade. env.py runs its own event loop, so never on a running one."""
     from alembic import command
 
     def work() -> None:
-        cfg = alembic_config(owner_url)
+        cfg = alembic_config(owner_url, settings)
         (command.downgrade if downgrade else command.upgrade)(cfg, revision)
 
     try:
@@ -131,11 +165,14 @@ def run_migrations(owner_url: str, revision: str = "head", *, downgrade: bool = 
         raise errors[0]
 
 
-def prepare_database(settings: Settings, *, stop_at_exit: bool = True) -> DatabaseUrls:
+def prepare_database(settings: Settings, *, stop_at_exit: bool = True, skip_if_at_head: bool = False) -> DatabaseUrls:
     """What `serve` and `migrate` need: URLs for both roles, with the schema at head.
 
     Embedded (no DATABASE_URL): start the server, create roles and database, migrate.
-    External: use DATABASE_URL / MIGRATION_DATABASE_URL as given and migrate with the latter.
+    External: use DATABASE_URL / MIGRATION_DATABASE_URL as given and migrate with the latter;
+    with skip_if_at_head (serve), a schema already at head is left alone after one check as
+    the app role, so instances need no owner credentials once the migrations have run.
+    Concurrent migrators are serialized by an advisory lock (alembic/env.py).
     """
     if settings.uses_embedded_db:
         from app.db import embedded
@@ -147,5 +184,8 @@ def prepare_database(settings: Settings, *, stop_at_exit: bool = True) -> Databa
             owner_url=settings.migration_database_url or settings.database_url,
             app_url=settings.database_url,
         )
-    run_migrations(urls.owner_url)
+        if skip_if_at_head and schema_at_head(urls.app_url, settings):
+            log.info("schema at head: not migrating")
+            return urls
+    run_migrations(urls.owner_url, settings=settings)
     return urls

@@ -18,6 +18,7 @@ rolled back on any error.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
+from app.db import faults
 from app.db.statements import TenantStatement
 from app.db.tenant_rule import TENANT_PARAM
 from app.users.models import Role
@@ -39,6 +41,8 @@ from app.users.models import Role
 # The first statement of every request transaction, on both paths (the ORM one maps it to User).
 ENTER_SQL = text(f"SELECT * FROM tenantry_enter(:{TENANT_PARAM}, :user_id)")
 _ENTER = ENTER_SQL.compile(dialect=PGDialect_asyncpg()).string
+
+log = logging.getLogger("tenantry.tenant_db")
 
 
 def caller_is_current(is_active: bool, token_version: int, principal: Principal) -> bool:
@@ -94,7 +98,12 @@ async def tenant_db(
     """
     # The pool hands out the asyncpg connection itself. SQLAlchemy never starts a transaction
     # on it, so checking it back in costs no round trip (its reset-on-return has nothing to do).
-    pooled = await engine.raw_connection()
+    # --- ops (issue 13): checkout and BEGIN faults surface as DatabaseUnavailable (503) -----
+    try:
+        pooled = await engine.raw_connection()
+    except Exception as exc:  # SQLAlchemy does not wrap raw_connection()'s errors
+        raise faults.unavailable(exc) from exc
+    # --- end ops -----------------------------------------------------------------------------
     conn: asyncpg.Connection = pooled.driver_connection
     transaction = conn.transaction()
     try:
@@ -107,17 +116,34 @@ async def tenant_db(
             raise Forbidden("your role does not allow this")
         yield TenantDB(conn, Caller(row["id"], principal.tenant_id, role))
         await transaction.commit()
-    except BaseException:
+    except BaseException as exc:
         await _abandon(conn, transaction, pooled)
+        # --- ops (issue 13): a backend killed at BEGIN/COMMIT/mid-query ("cannot switch to
+        # state 15", connection closed) is a 503, not a 500 -----------------------------------
+        if isinstance(exc, Exception) and faults.classify(exc) is faults.Fault.UNAVAILABLE:
+            raise faults.unavailable(exc) from exc
         raise
     finally:
         # A transaction still open here (its rollback cut short by a second cancellation) still
         # carries this tenant: discard the connection (a local check, no round trip).
+        await _release(conn, pooled)
+
+
+async def _release(conn: asyncpg.Connection, pooled) -> None:
+    """Give the connection back; a failure here (the backend is gone) must not replace the
+    request's outcome, and such a connection is never handed out again (ops, issue 13)."""
+    try:
         if not conn.is_closed() and conn.is_in_transaction():
             await greenlet_spawn(pooled.invalidate)
         # Pool check-in may close an overflow connection, which awaits: SQLAlchemy's pool
         # runs such calls only inside its greenlet bridge.
         await greenlet_spawn(pooled.close)
+    except Exception:
+        log.warning("could not return a connection to the pool; discarded", exc_info=True)
+        try:
+            await greenlet_spawn(pooled.invalidate)
+        except Exception:
+            pass
 
 
 async def _abandon(conn: asyncpg.Connection, transaction, pooled) -> None:

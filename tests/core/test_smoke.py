@@ -10,7 +10,8 @@ async def test_healthz(client):
 async def test_readyz_reports_safe_database(client):
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json() == {"status": "ready"}
+    assert r.json()["status"] == "ready"
+    assert r.json()["connections"]["needed"] >= 1  # the connection budget (app/db/budget.py)
 
 
 async def test_my_tenant_needs_a_token(client):
