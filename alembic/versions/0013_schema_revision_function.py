@@ -16,7 +16,7 @@ from alembic import op
 from app.core.config import get_settings
 
 revision: str = "0013"
-down_revision: Union[str, None] = "0002"
+down_revision: Union[str, None] = "0003"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
