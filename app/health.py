@@ -15,7 +15,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "not ready: {status: unavailable | unsafe, problems: [...]}"}})
 async def readyz(request: Request):
     try:
         async with request.app.state.engine.connect() as conn:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.api import include_api
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
+from app.core.openapi import install_openapi
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.guard import assert_isolation
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     include_api(app)
+    install_openapi(app)
     # Added last = outermost: the request id and access log wrap everything.
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

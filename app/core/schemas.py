@@ -1,12 +1,10 @@
-"""Shared schema bases: strict input (unknown fields rejected), ORM-readable output, Page[T]."""
+"""Shared schema bases: strict input (unknown fields rejected), ORM-readable output, Page[T], Problem."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
@@ -32,3 +30,24 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
     total: int | None = None
+
+
+class FieldError(BaseModel):
+    """One invalid field: where (`loc`, e.g. ["body", "price"]), what (`msg`) and the kind (`type`)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """Every error body (RFC 9457, media type application/problem+json)."""
+
+    type: str = Field(description="a URI naming the problem type: urn:tenantry:problem:<code>")
+    title: str = Field(description="the HTTP status phrase")
+    status: int
+    detail: str = Field(description="what went wrong, in one sentence")
+    instance: str = Field(description="the request path")
+    code: str = Field(description="stable machine-readable code, e.g. not_found, conflict, validation_error")
+    errors: list[FieldError] | None = Field(
+        default=None, description="the fields at fault (validation errors, a duplicate or missing reference)")

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.core.errors import NotFound, Unauthorized
+from app.core.openapi import problems
 from app.db.session import SessionDep
 from app.tenants import service as tenant_service
 from app.tenants.models import TenantStatus
@@ -28,10 +29,12 @@ async def require_platform_key(
         raise Unauthorized("invalid platform key", headers={"WWW-Authenticate": "X-Platform-Key"})
 
 
-router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)])
+# 404 for every route while the control plane is disabled (PLATFORM_API_KEY unset).
+router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)],
+                   responses=problems(401, 404))
 
 
-@router.post("", response_model=ProvisionedTenant, status_code=201)
+@router.post("", response_model=ProvisionedTenant, status_code=201, responses=problems(409))
 async def create_tenant(data: TenantCreate, request: Request, session: SessionDep):
     return await tenant_service.create_tenant(session, request.app.state.settings, data)
 

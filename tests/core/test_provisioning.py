@@ -316,11 +316,11 @@ async def test_platform_api_bad_input(client, factory):
     existing = await factory.tenant()
     dup = await client.post("/api/v1/platform/tenants", headers=KEY,
                             json={"name": "X", "slug": existing.slug, "admin_email": "x@example.com"})
-    assert dup.status_code == 409 and dup.json()["error"] == "conflict"
+    assert dup.status_code == 409 and dup.json()["code"] == "conflict"
     bad = await client.post("/api/v1/platform/tenants", headers=KEY,
                             json={"name": "X", "slug": "Bad_Slug", "admin_email": "nope"})
     assert bad.status_code == 422
-    fields = {e["loc"][-1] for e in bad.json()["detail"]}
+    fields = {e["loc"][-1] for e in bad.json()["errors"]}
     assert fields == {"slug", "admin_email"}
     for path in ("/api/v1/platform/tenants/no-such-tenant/suspend", "/api/v1/platform/tenants/no-such-tenant/resume"):
         assert (await client.post(path, headers=KEY)).status_code == 404
@@ -341,7 +341,7 @@ async def test_platform_api_without_the_right_key_is_401(client, factory, superu
     for call in calls:
         r = await call
         assert r.status_code == 401, r.text
-        assert r.json()["error"] == "not_authenticated"
+        assert r.json()["code"] == "not_authenticated"
     assert await scalar(superuser_engine, "SELECT count(*) FROM tenants WHERE slug = :s", s=slug) == 0
     assert await scalar(superuser_engine, "SELECT status::text FROM tenants WHERE id = :t", t=t.id) == "active"
 
@@ -358,6 +358,6 @@ async def test_platform_api_is_404_when_no_key_is_configured(db_urls, factory):
                 assert (await c.get("/api/v1/platform/tenants", headers=headers)).status_code == 404
                 assert (await c.post(f"/api/v1/platform/tenants/{t.slug}/suspend", headers=headers)).status_code == 404
                 r = await c.delete(f"/api/v1/platform/tenants/{t.slug}", headers=headers)
-                assert r.status_code == 404 and r.json()["error"] == "not_found"
+                assert r.status_code == 404 and r.json()["code"] == "not_found"
             # The rest of that app works.
             assert (await c.get("/api/v1/tenant", headers=t.owner.headers)).status_code == 200

@@ -41,7 +41,7 @@ async def test_duplicate_tag_name_in_any_case_is_409_naming_name(client, crew, e
     await create_tag(client, crew.member, existing)
     r = await client.post(TAGS, json={"name": "sAlE"}, headers=crew.admin.headers)
     assert r.status_code == 409
-    assert r.json()["detail"]["field"] == "name"
+    assert r.json()["errors"][0]["loc"][-1] == "name"
 
 
 @pytest.mark.parametrize(
