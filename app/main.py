@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Multi-tenant SaaS backend. Log in with **Authorize** (client_id = tenant slug).",
         lifespan=lifespan,
+        # operationId = the endpoint's name (create_item, list_users): what generated clients call.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -22,6 +22,29 @@ class InputSchema(BaseModel):
         return value
 
 
+# A money amount as the API accepts it: NUMERIC(12,2), >= 0, a number or a decimal string.
+# Declared precisely so clients (and schemathesis) know which strings are amounts.
+MONEY_JSON_SCHEMA: dict[str, Any] = {"anyOf": [
+    {"type": "number", "minimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
+    {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$"},
+]}
+
+
+def drop_null_from_properties(schema: dict[str, Any]) -> None:
+    """json_schema_extra of PATCH bodies: a field may be omitted, but null is not a value."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if options:
+            kept = [o for o in options if o.get("type") != "null"]
+            if len(kept) == 1:
+                del prop["anyOf"]
+                prop.update(kept[0])
+            else:
+                prop["anyOf"] = kept
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
 class OutputSchema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
