@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.api import include_api
 from app.core.config import Settings, get_settings
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.openapi import install_openapi
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Multi-tenant SaaS backend. Log in with **Authorize** (client_id = tenant slug).",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_docs: the package's own assets, no CDN
+        redoc_url=None,
         # operationId = the endpoint's name (create_item, list_users): what generated clients call.
         generate_unique_id_function=lambda route: route.name,
     )
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     include_api(app)
     install_openapi(app)
+    install_docs(app)
     # Added last = outermost: the request id and access log wrap everything.
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
