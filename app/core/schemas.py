@@ -9,9 +9,34 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 T = TypeVar("T")
 
 
+def _trimmed_length_pattern(low: int, high: int | None) -> str:
+    """A regex for 'low..high characters once surrounding whitespace is trimmed'."""
+    middle = r"[\s\S]*" if high is None else rf"[\s\S]{{0,{max(high - 2, 0)}}}"
+    inner = rf"\S(?:{middle}\S)?" if high is None or high >= 2 else r"\S"
+    return rf"^\s*{inner if low >= 1 else f'(?:{inner})?'}\s*$"
+
+
+def _declare_trimming(node: Any) -> None:
+    if isinstance(node, dict):
+        if (node.get("type") == "string" and ("minLength" in node or "maxLength" in node)
+                and not {"pattern", "format", "enum", "const"} & set(node)):
+            # Surrounding whitespace is trimmed before the length rules apply: say so, as a pattern.
+            node["pattern"] = _trimmed_length_pattern(node.pop("minLength", 0), node.pop("maxLength", None))
+        for value in node.values():
+            _declare_trimming(value)
+    elif isinstance(node, list):
+        for value in node:
+            _declare_trimming(value)
+
+
+def input_json_schema(schema: dict[str, Any]) -> None:
+    """json_schema_extra of input models: the schema states the rules as they are applied."""
+    _declare_trimming(schema.get("properties", {}))
+
+
 class InputSchema(BaseModel):
     # Unknown fields are a 422, so a smuggled tenant_id/owner_id/role is refused, not ignored.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=input_json_schema)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -32,6 +57,7 @@ MONEY_JSON_SCHEMA: dict[str, Any] = {"anyOf": [
 
 def drop_null_from_properties(schema: dict[str, Any]) -> None:
     """json_schema_extra of PATCH bodies: a field may be omitted, but null is not a value."""
+    input_json_schema(schema)
     for prop in schema.get("properties", {}).values():
         options = prop.get("anyOf")
         if options:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StrictBool, field_validator
 
 from app.auth.schemas import Password, Text
 from app.core.schemas import InputSchema, OutputSchema, drop_null_from_properties
@@ -40,7 +40,7 @@ class UserCreate(InputSchema):
 
 class UserUpdate(_PatchSchema):
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None  # true/false only, as documented (not 0/1 or "yes")
     full_name: FullName | None = None
 
 
