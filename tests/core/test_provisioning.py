@@ -183,6 +183,7 @@ async def test_list_shows_tenants_in_text_and_json(cli, factory):
     assert r.code == 0
     line = next(line for line in r.out.splitlines() if line.startswith(t.slug))
     assert "active" in line and str(t.id) in line
+    assert r.out.splitlines()[0].split() == ["SLUG", "STATUS", "ID", "NAME"]
 
 
 async def test_suspend_and_resume(cli, factory, client):
@@ -284,8 +285,9 @@ async def test_platform_api_lifecycle(client, superuser_engine, factory):
     listed = await client.get("/api/v1/platform/tenants", headers=KEY)
     assert listed.status_code == 200
     assert {"id": str(tenant_id), "slug": slug, "status": "active", "name": "Remote"}.items() <= next(
-        t for t in listed.json() if t["slug"] == slug
+        t for t in listed.json()["items"] if t["slug"] == slug
     ).items()
+    assert listed.json()["next_cursor"] is None and listed.json()["total"] == len(listed.json()["items"])
     assert (await client.get("/api/v1/tenant", headers=owner)).status_code == 200
 
     r = await client.post(f"/api/v1/platform/tenants/{slug}/suspend", headers=KEY)
@@ -300,7 +302,7 @@ async def test_platform_api_lifecycle(client, superuser_engine, factory):
     assert r.status_code == 204
     assert all(n == 0 for n in (await tenant_row_counts(superuser_engine, tenant_id)).values())
     assert (await client.get("/api/v1/tenant", headers=owner)).status_code == 401
-    assert slug not in {t["slug"] for t in (await client.get("/api/v1/platform/tenants", headers=KEY)).json()}
+    assert slug not in {t["slug"] for t in (await client.get("/api/v1/platform/tenants", headers=KEY)).json()["items"]}
 
 
 async def test_platform_api_delete_covers_every_table(client, factory, superuser_engine):
