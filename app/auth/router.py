@@ -15,12 +15,12 @@ from app.auth import service as auth_service
 from app.auth.schemas import LoginRequest, LogoutRequest, RefreshRequest, TokenForm, TokenPair
 from app.core.config import Settings
 from app.core.errors import AppError, Invalid, error_response
+from app.core.openapi import problems
 from app.db.session import SessionDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-_ERROR = {"description": "error body: {error, detail}"}
-LOGIN_ERRORS: dict[int | str, dict[str, Any]] = {401: _ERROR, 422: _ERROR, 429: _ERROR}
+LOGIN_ERRORS: dict[int | str, dict[str, Any]] = problems(401, 429)
 MAX_FORM_BYTES = 8192
 
 
@@ -64,7 +64,7 @@ async def token(request: Request, session: SessionDep):
     return respond(result)
 
 
-@router.post("/refresh", response_model=TokenPair, responses={401: _ERROR})
+@router.post("/refresh", response_model=TokenPair, responses=problems(401))
 async def refresh(data: RefreshRequest, request: Request, session: SessionDep):
     """Trade a refresh token for a new pair; the presented one stops working (rotation)."""
     return respond(await auth_service.refresh(session, _settings(request), data.tenant, data.refresh_token))

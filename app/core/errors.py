@@ -1,22 +1,27 @@
-"""Domain errors and the one place that turns every error into a JSON response.
+"""Domain errors and the one place that turns every error into an RFC 9457 problem.
 
-Services raise AppError subclasses (never HTTPException); the handlers below render
-`{"error": code, "detail": message}` with the right status. Database errors that input can
-cause (unique/foreign-key/check violations) become 409/404/422 naming the field, and an
-unreachable database becomes 503; nothing reaches the client as a traceback.
+Services raise AppError subclasses (never HTTPException); the handlers below render them as
+`application/problem+json`: `type`, `title`, `status`, `detail` (one readable sentence),
+`instance` (the request path), a stable `code`, and for field errors an `errors` list of
+`{loc, msg, type}`. Database errors that input can cause (unique/foreign-key/check violations)
+become 409/404/422 naming the field, and an unreachable database becomes 503; nothing reaches
+the client as a traceback. The body shape is declared once, as `Problem` (app/core/schemas.py).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from http import HTTPStatus
 from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException, IntegrityError
+from starlette.types import Receive, Scope, Send
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -80,8 +85,70 @@ class ServiceUnavailable(AppError):
     status_code, code = 503, "service_unavailable"
 
 
-def error_response(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+PROBLEM_TYPE_PREFIX = "urn:tenantry:problem:"
+MAX_SUMMARISED_ERRORS = 3
+
+
+class ProblemResponse(JSONResponse):
+    """An RFC 9457 problem; `instance` is filled in by the handler that knows the request."""
+
+    media_type = "application/problem+json"
+
+    def __init__(self, problem: dict[str, Any], status_code: int, headers: dict[str, str] | None = None):
+        self.problem = problem
+        super().__init__(problem, status_code=status_code, headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The request path is known only here, for every producer alike (handlers, middleware).
+        if not self.problem.get("instance"):
+            self.problem = {**self.problem, "instance": scope.get("path", "")}
+            self.body = self.render(self.problem)
+            self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+            self.raw_headers.append((b"content-length", str(len(self.body)).encode()))
+        await super().__call__(scope, receive, send)
+
+
+def _loc(item: Any) -> list[Any]:
+    return [part if isinstance(part, int) else str(part) for part in item]
+
+
+def _summary(errors: list[dict[str, Any]]) -> str:
+    parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:MAX_SUMMARISED_ERRORS]]
+    more = len(errors) - MAX_SUMMARISED_ERRORS
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def problem_body(status: int, code: str, detail: Any, instance: str | None = None) -> dict[str, Any]:
+    """The problem document for a domain error's detail: a sentence, a field dict or field errors."""
+    errors: list[dict[str, Any]] | None = None
+    if isinstance(detail, list):  # field errors (validation)
+        errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+                  for e in detail]
+        text = _summary(errors) if errors else "invalid request"
+    elif isinstance(detail, dict):  # one field named: {"field", "message", "loc"?}
+        text = str(detail.get("message", code.replace("_", " ")))
+        field = detail.get("field")
+        loc = detail.get("loc") or (["body", field] if field else None)
+        if loc:
+            errors = [{"loc": _loc(loc), "msg": text, "type": code}]
+    else:
+        text = str(detail) if detail is not None else code.replace("_", " ")
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else code,
+        "status": status,
+        "detail": text,
+        "instance": instance or "",
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def error_response(status: int, code: str, detail: Any, headers: dict[str, str] | None = None,
+                   instance: str | None = None) -> ProblemResponse:
+    return ProblemResponse(problem_body(status, code, detail, instance), status, headers)
 
 
 # Constraint name (from the naming convention) → (status, code, field) for the client.
@@ -152,6 +219,31 @@ def _database_error(request: Request, exc: BaseException) -> JSONResponse:
     return error_response(500, "internal_error", "internal error")
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method any route of this path answers (Starlette's 405 names only the first route's)."""
+    routes = getattr(request.app.state, "route_patterns", None)
+    if routes is None:  # built once per app: (full path regex, methods), included routers walked
+        routes = [(rc.path_regex, frozenset(rc.methods or ())) for rc in iter_route_contexts(request.app.routes)
+                  if getattr(rc, "path_regex", None) is not None]
+        request.app.state.route_patterns = routes
+    path = request.url.path
+    return ", ".join(sorted({m for regex, methods in routes if regex.match(path) for m in methods}))
+
+
+def _http_problem(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here: use {headers['Allow']}",
+                              headers)
+    if exc.status_code == 400:
+        # FastAPI's "There was an error parsing the body" (e.g. JSON that is not UTF-8): the
+        # client's body is invalid, reported like every other invalid body.
+        return error_response(422, "validation_error", [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}])
+    code = {404: "not_found", 401: "not_authenticated"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, exc.detail, headers or None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError):
@@ -167,8 +259,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, exc.detail, getattr(exc, "headers", None))
+        return _http_problem(request, exc)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.core.openapi import problems
 from app.core.query_params import query_model
 from app.core.routing import AuthenticatedRoute, require_principal
 from app.core.schemas import Page
@@ -69,7 +70,13 @@ def _matches_none(header: str | None, item: dict) -> bool:
     return "*" in tags or etag(item) in tags
 
 
-@router.post("", response_model=ItemRead, status_code=201)
+# Swagger UI's "Try it out" sends this unedited: tags by name (created when missing), no made-up ids.
+CREATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
+    "name": "Desk lamp", "description": "LED, warm white", "price": "19.90", "stock_quantity": 3,
+    "tag_names": ["lighting"]}}}}}
+
+
+@router.post("", response_model=ItemRead, status_code=201, responses=problems(404, 409), openapi_extra=CREATE_EXAMPLE)
 async def create_item(data: ItemCreate, request: Request, response: Response):
     """Create an item owned by the caller; tags by id and/or by name (missing names are created)."""
     async with tenant_db(request.app.state.engine, require_principal(request)) as db:
@@ -82,7 +89,7 @@ async def create_item(data: ItemCreate, request: Request, response: Response):
 list_params, LIST_PARAMS_DOC = query_model(ItemListParams)
 
 
-@router.get("", response_model=Page[ItemRead], openapi_extra=LIST_PARAMS_DOC)
+@router.get("", response_model=Page[ItemRead], responses=problems(404), openapi_extra=LIST_PARAMS_DOC)
 async def list_items(params: Annotated[ItemListParams, Depends(list_params)], request: Request):
     """Search the tenant's items; pass `next_cursor` back as `cursor` (with the same sort)."""
     async with tenant_db(request.app.state.engine, require_principal(request)) as db:
@@ -90,14 +97,15 @@ async def list_items(params: Annotated[ItemListParams, Depends(list_params)], re
     return {"items": items, "next_cursor": next_cursor, "total": total}
 
 
-@router.post("/bulk", response_model=ItemBulkRead, status_code=201)
+@router.post("/bulk", response_model=ItemBulkRead, status_code=201, responses=problems(404, 409))
 async def bulk_create(data: ItemBulkCreate, request: Request):
     """Up to 500 items, all or nothing; an invalid item is a 422 naming its index."""
     async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         return {"items": await item_service.bulk_create(db, data)}
 
 
-@router.get("/{item_id}", response_model=ItemRead, responses={304: {"description": "not modified"}},
+@router.get("/{item_id:uuid}", response_model=ItemRead,
+            responses={304: {"description": "not modified"}, **problems(404)},
             openapi_extra=IF_NONE_MATCH)
 async def get_item(item_id: uuid.UUID, request: Request, response: Response):
     async with tenant_db(request.app.state.engine, require_principal(request)) as db:
@@ -108,7 +116,7 @@ async def get_item(item_id: uuid.UUID, request: Request, response: Response):
     return item
 
 
-@router.patch("/{item_id}", response_model=ItemRead, responses={412: {"description": "version mismatch"}},
+@router.patch("/{item_id:uuid}", response_model=ItemRead, responses=problems(403, 404, 409, 412),
               openapi_extra=IF_MATCH)
 async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, response: Response):
     """Partial update (only the fields sent). Members may change only their own items."""
@@ -118,7 +126,7 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, re
     return item
 
 
-@router.delete("/{item_id}", status_code=204, responses={412: {"description": "version mismatch"}},
+@router.delete("/{item_id:uuid}", status_code=204, responses=problems(403, 404, 409, 412),
                openapi_extra=IF_MATCH)
 async def delete_item(item_id: uuid.UUID, request: Request):
     async with tenant_db(request.app.state.engine, require_principal(request)) as db:
@@ -126,7 +134,7 @@ async def delete_item(item_id: uuid.UUID, request: Request):
     return Response(status_code=204)
 
 
-@router.post("/{item_id}/transfer", response_model=ItemRead, responses={412: {"description": "version mismatch"}},
+@router.post("/{item_id:uuid}/transfer", response_model=ItemRead, responses=problems(403, 404, 409, 412),
              openapi_extra=IF_MATCH)
 async def transfer_item(item_id: uuid.UUID, data: ItemTransfer, request: Request, response: Response):
     """Hand the item to another active user of the tenant."""

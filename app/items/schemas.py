@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
-from app.core.schemas import InputSchema, OutputSchema, db_safe
+from app.core.schemas import MONEY_JSON_SCHEMA, InputSchema, OutputSchema, db_safe
 
 MAX_BULK_ITEMS = 500
 MAX_TAGS_PER_ITEM = 50
@@ -28,7 +28,8 @@ ItemName = Annotated[str, StringConstraints(min_length=1, max_length=200), After
 Description = Annotated[str, StringConstraints(max_length=5000), AfterValidator(db_safe)]
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(db_safe)]
 Price = Annotated[
-    Decimal, Field(max_digits=12, decimal_places=2, ge=0, allow_inf_nan=False), AfterValidator(_to_cents)
+    Decimal, Field(max_digits=12, decimal_places=2, ge=0, allow_inf_nan=False), AfterValidator(_to_cents),
+    WithJsonSchema(MONEY_JSON_SCHEMA, mode="validation")
 ]
 # < 2^31: the column is a PostgreSQL integer.
 Stock = Annotated[int, Field(ge=0, lt=2**31)]
@@ -123,8 +124,10 @@ class ItemListParams(BaseModel):
     q: Annotated[str, StringConstraints(max_length=200), AfterValidator(db_safe)] | None = Field(
         None, description="case-insensitive substring of name or description"
     )
-    min_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)] | None = None
-    max_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)] | None = None
+    min_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+                         WithJsonSchema(MONEY_JSON_SCHEMA, mode="validation")] | None = None
+    max_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+                         WithJsonSchema(MONEY_JSON_SCHEMA, mode="validation")] | None = None
     in_stock: bool | None = Field(None, description="true: stock_quantity > 0; false: = 0")
     tag: Annotated[list[TagName], Field(max_length=MAX_TAG_FILTERS)] = Field(
         default_factory=list,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.core.openapi import problems
 from app.core.query_params import query_model
 from app.core.routing import AuthenticatedRoute, require_principal
 from app.core.schemas import Page
@@ -28,14 +29,14 @@ async def list_tags(params: Annotated[TagListParams, Depends(list_params)], requ
     return {"items": tags, "next_cursor": next_cursor}
 
 
-@router.post("", response_model=TagRead, status_code=201)
+@router.post("", response_model=TagRead, status_code=201, responses=problems(409))
 async def create_tag(data: TagCreate, request: Request):
     """409 {"field": "name"} when the tenant has a tag of that name in any letter case."""
     async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         return await tags_service.create_tag(db, data.name)
 
 
-@router.delete("/{tag_id}", status_code=204)
+@router.delete("/{tag_id:uuid}", status_code=204, responses=problems(403, 404, 409))
 async def delete_tag(tag_id: uuid.UUID, request: Request):
     """Remove the tag from every item that carries it, then delete it (owners and admins)."""
     async with tenant_db(request.app.state.engine, require_principal(request), roles=ADMINS) as db:

@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.core.errors import NotFound, Unauthorized
+from app.core.openapi import problems
+from app.core.schemas import Page
 from app.db.session import SessionDep
 from app.tenants import service as tenant_service
 from app.tenants.models import TenantStatus
@@ -28,17 +30,21 @@ async def require_platform_key(
         raise Unauthorized("invalid platform key", headers={"WWW-Authenticate": "X-Platform-Key"})
 
 
-router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)])
+# 404 for every route while the control plane is disabled (PLATFORM_API_KEY unset).
+router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)],
+                   responses=problems(401, 404))
 
 
-@router.post("", response_model=ProvisionedTenant, status_code=201)
+@router.post("", response_model=ProvisionedTenant, status_code=201, responses=problems(409))
 async def create_tenant(data: TenantCreate, request: Request, session: SessionDep):
     return await tenant_service.create_tenant(session, request.app.state.settings, data)
 
 
-@router.get("", response_model=list[TenantRead])
+@router.get("", response_model=Page[TenantRead])
 async def list_tenants(session: SessionDep):
-    return await tenant_service.list_tenants(session)
+    """Every tenant, in the one list envelope of the API (a single page: operators' tenants are few)."""
+    tenants = await tenant_service.list_tenants(session)
+    return {"items": tenants, "next_cursor": None, "total": len(tenants)}
 
 
 @router.post("/{slug}/suspend", response_model=TenantRead)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.router import respond
 from app.auth.schemas import Text, TokenPair
+from app.core.openapi import problems
 from app.core.schemas import Page
 from app.db.session import SessionDep
 from app.users import service as user_service
@@ -39,12 +40,12 @@ async def change_my_password(data: PasswordChange, user: CurrentUser, session: S
 
 # --- tenant admins (owner, admin) ------------------------------------------------------
 
-@router.post("", response_model=UserRead, status_code=201)
+@router.post("", response_model=UserRead, status_code=201, responses=problems(403, 409))
 async def create_user(data: UserCreate, actor: AdminUser, session: SessionDep, request: Request):
     return await user_service.create_user(session, request.app.state.settings, actor, data)
 
 
-@router.get("", response_model=Page[UserRead])
+@router.get("", response_model=Page[UserRead], responses=problems(403))
 async def list_users(
     _actor: AdminUser,
     session: SessionDep,
@@ -59,17 +60,17 @@ async def list_users(
     )
 
 
-@router.get("/{user_id}", response_model=UserRead)
+@router.get("/{user_id:uuid}", response_model=UserRead, responses=problems(403, 404))
 async def read_user(user_id: uuid.UUID, _actor: AdminUser, session: SessionDep):
     return await user_service.get_user(session, user_id)
 
 
-@router.patch("/{user_id}", response_model=UserRead)
+@router.patch("/{user_id:uuid}", response_model=UserRead, responses=problems(403, 404, 409))
 async def update_user(user_id: uuid.UUID, data: UserUpdate, actor: AdminUser, session: SessionDep):
     return await user_service.update_user(session, actor, user_id, data)
 
 
-@router.delete("/{user_id}", status_code=204)
+@router.delete("/{user_id:uuid}", status_code=204, responses=problems(403, 404, 409))
 async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep) -> Response:
     await user_service.delete_user(session, actor, user_id)
     return Response(status_code=204)

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, EmailStr, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StrictBool, field_validator
 
 from app.auth.schemas import Password, Text
-from app.core.schemas import InputSchema, OutputSchema
+from app.core.schemas import InputSchema, OutputSchema, drop_null_from_properties
 from app.users.models import Role
 
 # Emails are compared case-insensitively by storing them lower-cased.
@@ -19,6 +19,8 @@ FullName = Annotated[Text, Field(max_length=200)]
 
 class _PatchSchema(InputSchema):
     """PATCH bodies: a field may be left out, but an explicit null is refused (422 naming it)."""
+
+    model_config = ConfigDict(json_schema_extra=drop_null_from_properties)  # documented as such
 
     @field_validator("*", mode="before")
     @classmethod
@@ -38,7 +40,7 @@ class UserCreate(InputSchema):
 
 class UserUpdate(_PatchSchema):
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None  # true/false only, as documented (not 0/1 or "yes")
     full_name: FullName | None = None
 
 

@@ -86,7 +86,7 @@ async def test_every_bad_credential_gets_the_same_401(case, client, factory):
     r = await login(client, slug, email, password)
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
-    assert r.json() == {"error": "invalid_credentials", "detail": "invalid tenant, email or password"}
+    assert (r.json()["code"], r.json()["detail"]) == ("invalid_credentials", "invalid tenant, email or password")
 
 
 @pytest.mark.parametrize("case", ["unknown_tenant", "unknown_email", "wrong_password"])
@@ -118,7 +118,7 @@ async def test_every_bad_credential_costs_one_bcrypt_verify(case, client, factor
 async def test_malformed_login_is_422(body, client):
     r = await client.post("/api/v1/auth/login", json=body)
     assert r.status_code == 422, r.text
-    assert r.json()["error"] == "validation_error"
+    assert r.json()["code"] == "validation_error"
 
 
 @pytest.mark.parametrize("password", ["é" * 40, "x" * 73])
@@ -167,7 +167,7 @@ async def test_text_postgresql_cannot_store_is_422_not_500(field, raw, client):
     text = json.dumps(body).replace(f'"{body[field]}"', f'"{raw}"')
     r = await client.post("/api/v1/auth/login", content=text, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"] == ["body", field]
+    assert r.json()["errors"][0]["loc"] == ["body", field]
 
 
 @pytest.mark.parametrize("raw", ["nul\\u0000inside", "\\ud800"])
@@ -177,4 +177,4 @@ async def test_password_that_is_not_text_is_422(raw, client, factory):
     text = json.dumps({"tenant": t.slug, "email": t.owner.email, "password": "PW"}).replace('"PW"', f'"{raw}"')
     r = await client.post("/api/v1/auth/login", content=text, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"] == ["body", "password"]
+    assert r.json()["errors"][0]["loc"] == ["body", "password"]

@@ -50,7 +50,7 @@ async def test_reusing_a_spent_token_revokes_the_whole_family(client, factory):
 
     reuse = await refresh(client, t.slug, stolen["refresh_token"])
     assert reuse.status_code == 401
-    assert reuse.json()["error"] == "invalid_refresh_token"
+    assert reuse.json()["code"] == "invalid_refresh_token"
 
     # The revocation was committed although the answer was a 401.
     assert (await refresh(client, t.slug, rotated["refresh_token"])).status_code == 401
@@ -116,7 +116,7 @@ async def test_refresh_rejections(case, client, factory):
     r = await refresh(client, slug, token)
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
-    assert r.json() == {"error": "invalid_refresh_token", "detail": "invalid or expired refresh token"}
+    assert (r.json()["code"], r.json()["detail"]) == ("invalid_refresh_token", "invalid or expired refresh token")
 
 
 async def test_logout_revokes_the_refresh_token(client, factory):

@@ -68,7 +68,7 @@ async def test_form_wrong_password_is_the_same_401(client, factory):
     body = swagger_body(grant_type="password", username=t.owner.email, password="nope-nope", client_id=t.slug)
     r = await client.post(TOKEN, content=body, headers=SWAGGER_HEADERS)
     assert r.status_code == 401
-    assert r.json() == {"error": "invalid_credentials", "detail": "invalid tenant, email or password"}
+    assert (r.json()["code"], r.json()["detail"]) == ("invalid_credentials", "invalid tenant, email or password")
 
 
 @pytest.mark.parametrize(
@@ -82,13 +82,13 @@ async def test_form_wrong_password_is_the_same_401(client, factory):
 async def test_incomplete_form_is_422_naming_the_field(body, field, client):
     r = await client.post(TOKEN, content=body, headers=SWAGGER_HEADERS)
     assert r.status_code == 422, r.text
-    assert ["body", field] in [e["loc"] for e in r.json()["detail"]]
+    assert ["body", field] in [e["loc"] for e in r.json()["errors"]]
 
 
 async def test_json_to_the_form_endpoint_is_422(client):
     r = await client.post(TOKEN, json={"username": "a@example.com", "password": "x", "client_id": "acme"})
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["header", "content-type"]
+    assert r.json()["errors"][0]["loc"] == ["header", "content-type"]
 
 
 async def test_oversized_form_is_422(client):

@@ -22,7 +22,7 @@ async def test_lockout_after_n_failures_even_with_the_right_password(client, fac
 
     r = await login(client, t.slug, t.owner.email, t.owner.password)
     assert r.status_code == 429
-    assert r.json()["error"] == "too_many_requests"
+    assert r.json()["code"] == "too_many_requests"
     assert 1 <= int(r.headers["retry-after"]) <= settings.login_window_seconds
     row = await attempt_row(factory, t.id, t.owner.email)
     assert row.failures == settings.login_max_failures  # the blocked attempt is not even counted

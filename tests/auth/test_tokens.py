@@ -123,7 +123,7 @@ async def test_bad_access_token_is_401(kind, client, factory, settings):
     r = await client.get(ME, headers=bearer(forged))
     assert r.status_code == 401, r.text
     assert r.headers["www-authenticate"] == "Bearer"
-    assert r.json()["error"] == "not_authenticated"
+    assert r.json()["code"] == "not_authenticated"
 
 
 async def test_token_naming_another_tenant_reads_nothing(client, factory, settings):

@@ -183,6 +183,7 @@ async def test_list_shows_tenants_in_text_and_json(cli, factory):
     assert r.code == 0
     line = next(line for line in r.out.splitlines() if line.startswith(t.slug))
     assert "active" in line and str(t.id) in line
+    assert r.out.splitlines()[0].split() == ["SLUG", "STATUS", "ID", "NAME"]
 
 
 async def test_suspend_and_resume(cli, factory, client):
@@ -284,8 +285,9 @@ async def test_platform_api_lifecycle(client, superuser_engine, factory):
     listed = await client.get("/api/v1/platform/tenants", headers=KEY)
     assert listed.status_code == 200
     assert {"id": str(tenant_id), "slug": slug, "status": "active", "name": "Remote"}.items() <= next(
-        t for t in listed.json() if t["slug"] == slug
+        t for t in listed.json()["items"] if t["slug"] == slug
     ).items()
+    assert listed.json()["next_cursor"] is None and listed.json()["total"] == len(listed.json()["items"])
     assert (await client.get("/api/v1/tenant", headers=owner)).status_code == 200
 
     r = await client.post(f"/api/v1/platform/tenants/{slug}/suspend", headers=KEY)
@@ -300,7 +302,7 @@ async def test_platform_api_lifecycle(client, superuser_engine, factory):
     assert r.status_code == 204
     assert all(n == 0 for n in (await tenant_row_counts(superuser_engine, tenant_id)).values())
     assert (await client.get("/api/v1/tenant", headers=owner)).status_code == 401
-    assert slug not in {t["slug"] for t in (await client.get("/api/v1/platform/tenants", headers=KEY)).json()}
+    assert slug not in {t["slug"] for t in (await client.get("/api/v1/platform/tenants", headers=KEY)).json()["items"]}
 
 
 async def test_platform_api_delete_covers_every_table(client, factory, superuser_engine):
@@ -316,11 +318,11 @@ async def test_platform_api_bad_input(client, factory):
     existing = await factory.tenant()
     dup = await client.post("/api/v1/platform/tenants", headers=KEY,
                             json={"name": "X", "slug": existing.slug, "admin_email": "x@example.com"})
-    assert dup.status_code == 409 and dup.json()["error"] == "conflict"
+    assert dup.status_code == 409 and dup.json()["code"] == "conflict"
     bad = await client.post("/api/v1/platform/tenants", headers=KEY,
                             json={"name": "X", "slug": "Bad_Slug", "admin_email": "nope"})
     assert bad.status_code == 422
-    fields = {e["loc"][-1] for e in bad.json()["detail"]}
+    fields = {e["loc"][-1] for e in bad.json()["errors"]}
     assert fields == {"slug", "admin_email"}
     for path in ("/api/v1/platform/tenants/no-such-tenant/suspend", "/api/v1/platform/tenants/no-such-tenant/resume"):
         assert (await client.post(path, headers=KEY)).status_code == 404
@@ -341,7 +343,7 @@ async def test_platform_api_without_the_right_key_is_401(client, factory, superu
     for call in calls:
         r = await call
         assert r.status_code == 401, r.text
-        assert r.json()["error"] == "not_authenticated"
+        assert r.json()["code"] == "not_authenticated"
     assert await scalar(superuser_engine, "SELECT count(*) FROM tenants WHERE slug = :s", s=slug) == 0
     assert await scalar(superuser_engine, "SELECT status::text FROM tenants WHERE id = :t", t=t.id) == "active"
 
@@ -358,6 +360,6 @@ async def test_platform_api_is_404_when_no_key_is_configured(db_urls, factory):
                 assert (await c.get("/api/v1/platform/tenants", headers=headers)).status_code == 404
                 assert (await c.post(f"/api/v1/platform/tenants/{t.slug}/suspend", headers=headers)).status_code == 404
                 r = await c.delete(f"/api/v1/platform/tenants/{t.slug}", headers=headers)
-                assert r.status_code == 404 and r.json()["error"] == "not_found"
+                assert r.status_code == 404 and r.json()["code"] == "not_found"
             # The rest of that app works.
             assert (await c.get("/api/v1/tenant", headers=t.owner.headers)).status_code == 200

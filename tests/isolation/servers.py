@@ -364,6 +364,7 @@ def bounded(coro, seconds: float = BOUND):
 def assert_503(r: httpx.Response) -> None:
     assert r.status_code == 503, r.text
     body = r.json()
-    assert body["error"] == "service_unavailable", body
+    assert body["code"] == "service_unavailable", body
+    assert r.headers["content-type"] == "application/problem+json"
     assert "Traceback" not in r.text
     assert r.headers.get("retry-after") == "1"

@@ -42,7 +42,7 @@ async def test_bulk_creates_all_items_with_tags(client, crew):
 
 async def test_bulk_accepts_500_and_refuses_501(client, crew):
     r = await client.post(BULK, json={"items": batch(501)}, headers=crew.member.headers)
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "items"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "items"]
     r = await client.post(BULK, json={"items": []}, headers=crew.member.headers)
     assert r.status_code == 422
     await assert_nothing_written(client, crew)
@@ -72,7 +72,7 @@ async def test_one_bad_item_is_422_naming_its_index_and_nothing_is_written(clien
     items[0]["tag_names"] = ["would-be-created"]
     r = await client.post(BULK, json={"items": items}, headers=crew.member.headers)
     assert r.status_code == 422, r.text
-    assert loc in [e["loc"] for e in r.json()["detail"]]
+    assert loc in [e["loc"] for e in r.json()["errors"]]
     await assert_nothing_written(client, crew)
 
 
@@ -82,8 +82,8 @@ async def test_duplicate_names_within_the_batch_are_422_naming_the_later_index(c
     items[0]["tag_names"] = ["would-be-created"]
     r = await client.post(BULK, json={"items": items}, headers=crew.member.headers)
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["body", "items", 4, "name"]
-    assert "items[1]" in r.json()["detail"][0]["msg"]
+    assert r.json()["errors"][0]["loc"] == ["body", "items", 4, "name"]
+    assert "items[1]" in r.json()["errors"][0]["msg"]
     await assert_nothing_written(client, crew)
 
 
@@ -94,7 +94,7 @@ async def test_name_taken_by_an_existing_item_is_409_naming_the_index(client, cr
     items[0]["tag_names"] = ["would-be-created"]
     r = await client.post(BULK, json={"items": items}, headers=crew.member.headers)
     assert r.status_code == 409
-    assert r.json()["detail"]["field"] == "name" and r.json()["detail"]["loc"] == ["body", "items", 2, "name"]
+    assert r.json()["errors"][0]["loc"][-1] == "name" and r.json()["errors"][0]["loc"] == ["body", "items", 2, "name"]
     assert [i["id"] for i in await list_all(client, crew.member)] == [existing["id"]]
 
 
@@ -104,7 +104,7 @@ async def test_unknown_tag_id_is_404_naming_the_index_and_nothing_is_written(cli
     items[2]["tag_ids"] = [str(uuid.uuid4())]
     r = await client.post(BULK, json={"items": items}, headers=crew.member.headers)
     assert r.status_code == 404
-    assert r.json()["detail"]["loc"] == ["body", "items", 2, "tag_ids"]
+    assert r.json()["errors"][0]["loc"] == ["body", "items", 2, "tag_ids"]
     await assert_nothing_written(client, crew)
 
 

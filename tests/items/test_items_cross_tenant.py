@@ -38,7 +38,7 @@ async def test_their_item_is_404_like_a_missing_one(client, crew, theirs, role):
             for headers in (user.headers, user.headers | {"If-Match": '"1"'}):
                 r = await client.request(method, url, json=body, headers=headers)
                 assert r.status_code == 404, (method, url, r.text)
-                assert r.json() == {"error": "not_found", "detail": "item not found"}
+                assert (r.json()["code"], r.json()["detail"]) == ("not_found", "item not found")
     # Untouched on their side.
     r = await client.get(f"{ITEMS}/{theirs['item']['id']}", headers=theirs["crew"].member.headers)
     assert r.status_code == 200 and r.json() == theirs["item"]
@@ -71,7 +71,7 @@ async def test_transfer_to_their_user_is_404(client, crew, theirs, role):
     for target in (theirs["crew"].member.id, theirs["crew"].owner.id, uuid.uuid4()):
         r = await client.post(f"{ITEMS}/{mine['id']}/transfer", json={"owner_id": str(target)}, headers=user.headers)
         assert r.status_code == 404
-        assert r.json() == {"error": "not_found", "detail": "user not found"}
+        assert (r.json()["code"], r.json()["detail"]) == ("not_found", "user not found")
     got = (await client.get(f"{ITEMS}/{mine['id']}", headers=user.headers)).json()
     assert got["owner_id"] == str(user.id) and got["version"] == 1
 
@@ -81,13 +81,13 @@ async def test_their_tag_id_in_a_body_is_404(client, crew, theirs, role):
     user = crew.by_role(role)
     their_tag = theirs["tag"]["id"]
     r = await client.post(ITEMS, json={"name": unique_name(), "price": 1, "tag_ids": [their_tag]}, headers=user.headers)
-    assert r.status_code == 404 and r.json()["detail"]["loc"] == ["body", "tag_ids"]
+    assert r.status_code == 404 and r.json()["errors"][0]["loc"] == ["body", "tag_ids"]
     mine = await create_item(client, user)
     r = await client.patch(f"{ITEMS}/{mine['id']}", json={"tag_ids": [their_tag]}, headers=user.headers)
     assert r.status_code == 404
     bulk = {"items": [{"name": unique_name(), "price": 1}, {"name": unique_name(), "price": 1, "tag_ids": [their_tag]}]}
     r = await client.post(f"{ITEMS}/bulk", json=bulk, headers=user.headers)
-    assert r.status_code == 404 and r.json()["detail"]["loc"] == ["body", "items", 1, "tag_ids"]
+    assert r.status_code == 404 and r.json()["errors"][0]["loc"] == ["body", "items", 1, "tag_ids"]
     # Nothing was written by any of them.
     assert [i["id"] for i in await list_all(client, user)] == [mine["id"]]
 

@@ -118,7 +118,7 @@ async def test_include_total_counts_the_filtered_set_not_the_page(client, crew, 
 async def test_bad_list_parameters_are_422(client, crew, params):
     r = await client.get(ITEMS, params=params, headers=crew.member.headers)
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"][0] == "query"
+    assert r.json()["errors"][0]["loc"][0] == "query"
 
 
 def _b64(data) -> str:
@@ -148,7 +148,7 @@ def _b64(data) -> str:
 async def test_malformed_cursor_is_422(client, crew, cursor):
     r = await client.get(ITEMS, params={"cursor": cursor}, headers=crew.member.headers)
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"] == ["query", "cursor"]
+    assert r.json()["errors"][0]["loc"] == ["query", "cursor"]
 
 
 @pytest.mark.parametrize("value", ["NaN", "1e400", "1.001", "-Infinity", "12345678901"])
@@ -164,7 +164,7 @@ async def test_cursor_is_bound_to_its_sort(client, crew):
     r = await client.get(ITEMS, params={"limit": 1, "sort": "name"}, headers=crew.member.headers)
     cursor = r.json()["next_cursor"]
     r = await client.get(ITEMS, params={"limit": 1, "sort": "price", "cursor": cursor}, headers=crew.member.headers)
-    assert r.status_code == 422 and "sort" in r.json()["detail"][0]["msg"]
+    assert r.status_code == 422 and "sort" in r.json()["errors"][0]["msg"]
     r = await client.get(ITEMS, params={"limit": 1, "sort": "-name", "cursor": cursor}, headers=crew.member.headers)
     assert r.status_code == 422
     r = await client.get(ITEMS, params={"limit": 1, "sort": "name", "cursor": cursor}, headers=crew.member.headers)

@@ -101,7 +101,7 @@ async def test_transfer_needs_an_active_user_of_the_tenant(client, crew, factory
     url = f"{ITEMS}/{item['id']}/transfer"
     inactive = await factory.user(crew.tenant, Role.member, is_active=False)
     r = await client.post(url, json={"owner_id": str(inactive.id)}, headers=crew.member.headers)
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "owner_id"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "owner_id"]
     r = await client.post(url, json={"owner_id": str(uuid.uuid4())}, headers=crew.member.headers)
     assert r.status_code == 404
     r = await client.post(url, json={"owner_id": "nope"}, headers=crew.member.headers)

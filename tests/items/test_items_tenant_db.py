@@ -75,7 +75,7 @@ async def test_a_failed_write_leaves_nothing_and_returns_the_connection_clean(cl
     before = pool.checkedout()
     r = await client.post(ITEMS, json={"name": "taken", "price": "1.00", "tag_names": ["fresh-tag"]},
                           headers=crew.member.headers)
-    assert r.status_code == 409 and r.json()["detail"]["field"] == "name"
+    assert r.status_code == 409 and r.json()["errors"][0]["loc"][-1] == "name"
     assert pool.checkedout() == before
     tags = (await client.get("/api/v1/tags", headers=crew.member.headers)).json()["items"]
     assert "fresh-tag" not in [t["name"] for t in tags]  # the tag created before the failure rolled back

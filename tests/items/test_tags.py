@@ -41,7 +41,7 @@ async def test_duplicate_tag_name_in_any_case_is_409_naming_name(client, crew, e
     await create_tag(client, crew.member, existing)
     r = await client.post(TAGS, json={"name": "sAlE"}, headers=crew.admin.headers)
     assert r.status_code == 409
-    assert r.json()["detail"]["field"] == "name"
+    assert r.json()["errors"][0]["loc"][-1] == "name"
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ async def test_deleting_a_tag_removes_it_from_items_and_bumps_their_version(clie
 
 
 async def test_tag_routes_validate_ids_and_need_a_token(client, crew):
-    assert (await client.delete(f"{TAGS}/nope", headers=crew.admin.headers)).status_code == 422
+    assert (await client.delete(f"{TAGS}/nope", headers=crew.admin.headers)).status_code == 404  # not an id: no route
     assert (await client.delete(f"{TAGS}/{uuid.uuid4()}", headers=crew.admin.headers)).status_code == 404
     assert (await client.get(TAGS)).status_code == 401
     assert (await client.post(TAGS, json={"name": "x"})).status_code == 401

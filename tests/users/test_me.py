@@ -93,7 +93,7 @@ async def test_change_password_422_names_the_field(current, new, field, message,
         PASSWORD, json={"current_password": current or t.owner.password, "new_password": new}, headers=t.owner.headers
     )
     assert r.status_code == 422, r.text
-    assert r.json()["detail"] == [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    assert r.json()["errors"] == [{"loc": ["body", field], "msg": message, "type": "value_error"}]
     # Nothing changed: the old token and password still work.
     assert (await client.get(ME, headers=t.owner.headers)).status_code == 200
     assert (await login(client, t.slug, t.owner.email, t.owner.password)).status_code == 200

@@ -61,9 +61,8 @@ async def test_the_last_active_owner_stays(method, body, field, client, factory)
     await factory.user(t, Role.owner, is_active=False)  # an inactive owner does not count
     r = await client.request(method, f"{USERS}/{t.owner.id}", json=body, headers=t.owner.headers)
     assert r.status_code == 409, r.text
-    assert r.json()["detail"] == {
-        "field": field, "message": "the tenant's last active owner cannot be demoted, deactivated or deleted",
-    }
+    assert r.json()["detail"] == "the tenant's last active owner cannot be demoted, deactivated or deleted"
+    assert r.json()["errors"][0]["loc"][-1] == field
     owner = await load_user(factory, t.id, t.owner.id)
     assert owner.role is Role.owner and owner.is_active and owner.full_name == ""
 
