@@ -100,7 +100,7 @@ async def _one(client: httpx.AsyncClient, kind: str, t: LoadTenant, tenants: lis
         raise AssertionError(kind)
     result.statuses[r.status_code] += 1
     if r.status_code in tolerate:
-        if r.status_code == 503 and (r.headers.get("retry-after") != "1" or r.json()["error"] != "service_unavailable"):
+        if r.status_code == 503 and (r.headers.get("retry-after") != "1" or r.json()["code"] != "service_unavailable"):
             result.failures.append(f"{kind}: a 503 without Retry-After or its code: {r.headers} {r.text[:200]}")
     elif r.status_code not in expected:
         result.failures.append(f"{kind}: {r.status_code} {r.text[:300]}")

@@ -132,7 +132,7 @@ async def test_pgbouncer_client_limit_is_a_503(admin_url, db_urls):
         assert 503 in statuses, statuses
         for r in results:
             if r.status_code == 503:
-                assert r.headers["retry-after"] == "1" and r.json()["error"] == "service_unavailable"
+                assert r.headers["retry-after"] == "1" and r.json()["code"] == "service_unavailable"
     finally:
         small.stop()
 

@@ -150,7 +150,7 @@ async def test_retries_are_bounded_then_503(probe_app, settings):
     t = await Factory(app.state.sessionmaker, settings).tenant()
     r = await client.get("/_retry/always", headers=t.owner.headers)
     assert r.status_code == 503, r.text
-    assert r.headers["retry-after"] == "1" and r.json()["error"] == "service_unavailable"
+    assert r.headers["retry-after"] == "1" and r.json()["code"] == "service_unavailable"
     assert app.state.probe.attempts == 1 + settings.db_retry_attempts
 
 
