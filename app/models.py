@@ -2,7 +2,12 @@
 
 from app.auth.models import LoginAttempt, RefreshToken
 from app.items.models import Item, Tag, item_tags
+from app.mail.models import OutboxMessage
+from app.people.models import Invitation, ResetThrottle, UserToken
 from app.tenants.models import Tenant
 from app.users.models import Role, User
 
-__all__ = ["Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "User", "item_tags"]
+__all__ = [
+    "Invitation", "Item", "LoginAttempt", "OutboxMessage", "RefreshToken", "ResetThrottle", "Role", "Tag",
+    "Tenant", "User", "UserToken", "item_tags",
+]
