@@ -20,7 +20,7 @@ async def smtp_server():
 @pytest.fixture
 def inbox(smtp_server) -> Inbox:
     inbox, _ = smtp_server
-    inbox.refuse_next, inbox.hold = 0, None
+    inbox.refuse_next, inbox.hold_for = 0, None
     return inbox
 
 

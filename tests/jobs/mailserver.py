@@ -21,7 +21,7 @@ class Inbox:
 
     messages: list[Message] = field(default_factory=list)
     refuse_next: int = 0  # answer this many DATA commands with 451 (try again later)
-    hold: asyncio.Event | None = None  # when set: signal `arrived`, then wait for `release`
+    hold_for: str | None = None  # a message to this address: signal `arrived`, wait for `release`
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     refused: int = 0
@@ -31,8 +31,8 @@ class Inbox:
             self.refuse_next -= 1
             self.refused += 1
             return "451 4.3.0 try again later"
-        if self.hold is not None and not self.hold.is_set():
-            self.hold.set()
+        if self.hold_for is not None and self.hold_for in envelope.rcpt_tos:
+            self.hold_for = None
             self.arrived.set()
             await self.release.wait()
             return "451 4.3.0 connection going away"
