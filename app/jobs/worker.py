@@ -63,6 +63,9 @@ async def run_worker(
     name: str | None = None,
 ) -> None:
     """Run until stopped (SIGINT/SIGTERM, or cancelled); with wait=False, until the queue is empty."""
+    # Every model registered before the first flush: a worker process imports only what its tasks
+    # name, and a foreign key to an unregistered table (tenants) fails the unit of work.
+    import app.models  # noqa: F401
     engine = create_engine(settings, app_url)
     runtime = tasks.JobRuntime(settings=settings, sessionmaker=create_sessionmaker(engine))
     app = make_app(settings, app_url)

@@ -80,6 +80,8 @@ async def deliver(session: AsyncSession, settings: Settings, message_id: uuid.UU
                  message.link_redacted, message.id)
         return message.status
     message.attempts += 1
+    # Anything the unit of work could trip over fails here, before the send, not after it.
+    await session.flush()
     try:
         await send_smtp(settings, build_email(settings, message))
     except DELIVERY_ERRORS as exc:

@@ -24,7 +24,7 @@ DEADLINE = 45.0
 pytestmark = pytest.mark.slow
 
 
-def _worker(settings, port: int) -> subprocess.Popen:
+def _worker(settings, port: int, log_path) -> subprocess.Popen:
     env = {
         **os.environ,
         "ENVIRONMENT": "test", "DATABASE_URL": settings.database_url, "SECRET_KEY": settings.secret_key,
@@ -34,7 +34,7 @@ def _worker(settings, port: int) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"), start_new_session=True,
     )
 
 
@@ -56,7 +56,7 @@ async def _until(condition, what: str) -> None:
         await asyncio.sleep(0.05)  # polling a condition under a deadline, not timing anything
 
 
-async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_server, mail_settings):
+async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_server, mail_settings, tmp_path):
     _, port = smtp_server
     tenant = await factory.tenant()
     to = f"crash-{uuid.uuid4().hex[:6]}@example.com"
@@ -65,7 +65,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_s
     inbox.hold_for = to
     message_id = await _enqueue(factory, tenant, to, token="survives-a-crash")
 
-    first = _worker(mail_settings, port)
+    first = _worker(mail_settings, port, tmp_path / "first.log")
     second = None
     try:
         await asyncio.wait_for(inbox.arrived.wait(), timeout=DEADLINE)  # the worker is inside DATA now
@@ -76,7 +76,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_s
             row = await session.get(OutboxMessage, (tenant.id, message_id))
             assert row.status is MessageStatus.pending  # its transaction died with the process
 
-        second = _worker(mail_settings, port)
+        second = _worker(mail_settings, port, tmp_path / "second.log")
 
         async def delivered() -> bool:
             return bool(inbox.to(to))
@@ -89,6 +89,11 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_s
                 return row.status is MessageStatus.sent
 
         await _until(recorded, "the delivery to be recorded")
+    except AssertionError:
+        for name in ("first.log", "second.log"):
+            if (tmp_path / name).exists():
+                print(f"--- {name} ---\n" + (tmp_path / name).read_text()[-6000:])
+        raise
     finally:
         inbox.release.set()
         for proc in (first, second):
