@@ -13,6 +13,7 @@ import contextlib
 import logging
 
 import procrastinate
+import procrastinate.exceptions
 from procrastinate import PsycopgConnector
 
 from app.core.config import Settings
@@ -43,10 +44,15 @@ async def recover_stalled_jobs(app: procrastinate.App, settings: Settings) -> in
     row still pending) is intact and running it again is safe.
     """
     stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=settings.worker_stalled_seconds))
+    retried = 0
     for job in stalled:
-        log.warning("retrying job %s (%s): its worker stopped sending heartbeats", job.id, job.task_name)
-        await app.job_manager.retry_job(job)
-    return len(stalled)
+        try:
+            await app.job_manager.retry_job(job)
+        except procrastinate.exceptions.ConnectorException:
+            continue  # another worker retried it first (it is no longer "doing")
+        log.warning("retried job %s (%s): its worker stopped sending heartbeats", job.id, job.task_name)
+        retried += 1
+    return retried
 
 
 async def _recovery_loop(app: procrastinate.App, settings: Settings) -> None:
@@ -66,6 +72,8 @@ async def run_worker(
     # Every model registered before the first flush: a worker process imports only what its tasks
     # name, and a foreign key to an unregistered table (tenants) fails the unit of work.
     import app.models  # noqa: F401
+    if not settings.smtp_host:
+        log.warning("SMTP_HOST is not set: emails are kept in the outbox (`tenantry mail list`), not sent")
     engine = create_engine(settings, app_url)
     runtime = tasks.JobRuntime(settings=settings, sessionmaker=create_sessionmaker(engine))
     app = make_app(settings, app_url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,13 +95,14 @@ async def list_invitations(
     session: AsyncSession, status: InvitationStatus | None, limit: int
 ) -> Page[InvitationRead]:
     conditions = [Invitation.status == status] if status else []
+    total = (await session.execute(select(func.count(Invitation.id)).where(*conditions))).scalar_one()
     rows = (
         await session.execute(
             select(Invitation).where(*conditions).order_by(Invitation.created_at.desc(), Invitation.id).limit(limit)
         )
     ).scalars()
     items = [read(i) for i in rows]
-    return Page[InvitationRead](items=items, next_cursor=None, total=len(items))
+    return Page[InvitationRead](items=items, next_cursor=None, total=total)
 
 
 async def _pending_for_change(session: AsyncSession, actor: User, invitation_id: uuid.UUID) -> Invitation:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from app.auth.models import LoginAttempt, RefreshToken
-from app.jobs.maintenance import prune_all_tenants
+from app.jobs.maintenance import prune_tenant
+from app.jobs.queue import tenant_transaction
 from app.people.models import Invitation, InvitationStatus, TokenPurpose, UserToken
 from app.users.models import Role
 
@@ -30,7 +31,9 @@ async def test_prune_removes_expired_tokens_closed_windows_and_old_invitations(f
             session.add(Invitation(email=f"{uuid.uuid4().hex[:6]}@example.com", role=Role.member, status=status,
                                    token_hash=uuid.uuid4().bytes * 2, sent_at=long_ago, expires_at=expires,
                                    finished_at=long_ago if status is InvitationStatus.revoked else None))
-    counts = await prune_all_tenants(factory.sessionmaker, settings)
+    # The periodic task runs this for every tenant, each in its own transaction (prune_all_tenants).
+    async with tenant_transaction(factory.sessionmaker, tenant.id) as session:
+        counts = await prune_tenant(session, settings)
     assert counts["refresh_tokens"] >= 1 and counts["user_tokens"] >= 1 and counts["invitations"] >= 2
     async with factory.session_for(tenant.id) as session, session.begin():
         refresh = list((await session.execute(select(RefreshToken.expires_at))).scalars())
