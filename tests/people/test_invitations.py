@@ -124,3 +124,19 @@ async def test_accept_checks_the_password_and_unknown_fields(client, factory, in
     )
     assert smuggled.status_code == 422
     assert (await accept(client, tenant.slug, token)).status_code == 201  # still unspent after those
+
+
+async def test_two_concurrent_accepts_of_one_invitation_create_one_account(client, factory, inbox, mail_settings):
+    import asyncio
+
+    tenant = await factory.tenant()
+    email = new_email("race")
+    await invite(client, tenant.owner, email)
+    token = await mailed_token(inbox, mail_settings, email)
+    results = await asyncio.wait_for(
+        asyncio.gather(accept(client, tenant.slug, token, name="One"), accept(client, tenant.slug, token, name="Two")),
+        timeout=30,
+    )
+    assert sorted(r.status_code for r in results) == [201, 422]
+    users = (await client.get("/api/v1/users", params={"q": email}, headers=tenant.owner.headers)).json()
+    assert users["total"] == 1
