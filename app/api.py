@@ -6,6 +6,7 @@ from app import health
 from app.auth.router import router as auth_router
 from app.items.router import router as items_router
 from app.items.tags_router import router as tags_router
+from app.people.router import router as people_router
 from app.platform.router import router as platform_router
 from app.tenants.router import router as tenant_router
 from app.users.router import router as users_router
@@ -19,6 +20,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (users_router, V1),
     (tenant_router, V1),
     (platform_router, V1),
+    (people_router, V1),
     (health.router, ""),
 ]
 

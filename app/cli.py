@@ -1,4 +1,4 @@
-"""Operator commands: serve, migrate, db bootstrap, tenants create/list/suspend/resume/delete.
+"""Operator commands: serve, worker, migrate, db bootstrap, tenants ..., mail list/show.
 
 Reached as `tenantry ...` (console script) or `python -m app ...`. Exit codes: 0 success,
 2 bad input or a refused change (nothing written), 1 anything else. A failure prints one line
@@ -238,6 +238,47 @@ def cmd_tenants_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- worker and mail ------------------------------------------------------------------------
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the background worker until SIGINT/SIGTERM (procrastinate stops it gracefully)."""
+    import logging
+
+    from app.db.setup import prepare_database
+    from app.jobs.worker import run_worker
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app_url = settings.database_url or prepare_database(settings).app_url
+    print(f"[tenantry] worker running (concurrency {settings.worker_concurrency})", flush=True)
+    asyncio.run(run_worker(settings, app_url, wait=not args.once))
+    return 0
+
+
+def cmd_mail_list(args: argparse.Namespace) -> int:
+    from app.mail.admin import list_messages
+
+    rows = _with_session(lambda s, _: list_messages(s, args.tenant, args.limit))
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        print(f"{r['id']}  {r['created_at'][:19]}  {r['tenant']:<20} {r['status']:<8} {r['to']:<30} {r['subject']}")
+    if not rows:
+        print("(no messages)")
+    return 0
+
+
+def cmd_mail_show(args: argparse.Namespace) -> int:
+    from app.mail.admin import show_message
+
+    text = _with_session(lambda s, _: show_message(s, args.message_id))
+    if text is None:
+        return _fail(f"no message {args.message_id}")
+    print(text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """The benchmark lives in scripts/bench.py (not part of the installed package)."""
     import importlib.util
@@ -271,6 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true",
                        help="skip migrations (they ran elsewhere, e.g. the compose migrate service)")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the background worker (email delivery, periodic pruning)")
+    worker.add_argument("--once", action="store_true", help="run the jobs that are due, then exit")
+    worker.set_defaults(func=cmd_worker)
+
+    mail = sub.add_parser("mail", help="the email outbox").add_subparsers(dest="mail_command", required=True)
+    mail_list = mail.add_parser("list", help="recent messages, newest first (all tenants, or --tenant)")
+    mail_list.add_argument("--tenant", help="a tenant's slug")
+    mail_list.add_argument("--limit", type=int, default=20)
+    mail_list.add_argument("--json", action="store_true")
+    mail_list.set_defaults(func=cmd_mail_list)
+    mail_show = mail.add_parser("show", help="one message with its headers and text (links included)")
+    mail_show.add_argument("message_id")
+    mail_show.set_defaults(func=cmd_mail_show)
 
     migrate = sub.add_parser("migrate", help="apply Alembic migrations (to head, or to --revision)")
     migrate.add_argument("--revision", default="head")

@@ -81,6 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         budget.report(app.state.budget)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        worker = None
+        if settings.runs_worker_in_process:  # dev `serve`: the outbox is delivered without a second process
+            from app.jobs.worker import InProcessWorker
+
+            worker = InProcessWorker(settings, settings.database_url)
+            worker.start()
         # What start-up built (routes, schemas, mappers) lives as long as the process: moved out
         # of the collector's generations, full collections stop traversing it on every pass.
         gc.collect()
@@ -88,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             # Reached after uvicorn's graceful shutdown (SIGTERM): in-flight requests have
             # finished (or SHUTDOWN_TIMEOUT passed), so closing the pool cuts nobody off.
             await engine.dispose()

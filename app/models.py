@@ -4,10 +4,15 @@ from app.auth.models import LoginAttempt, RefreshToken
 from app.db.base import Base
 from app.db.tenant_rule import is_tenant_table
 from app.items.models import Item, Tag, item_tags
+from app.mail.models import OutboxMessage
+from app.people.models import Invitation, ResetThrottle, UserToken
 from app.tenants.models import Tenant
 from app.users.models import Role, User
 
-__all__ = ["Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "User", "item_tags", "tenant_tables"]
+__all__ = [
+    "Invitation", "Item", "LoginAttempt", "OutboxMessage", "RefreshToken", "ResetThrottle", "Role", "Tag",
+    "Tenant", "User", "UserToken", "item_tags", "tenant_tables",
+]
 
 
 def tenant_tables() -> list[str]:

@@ -21,7 +21,7 @@ from app.auth.models import LoginAttempt, RefreshToken
 from app.auth.schemas import TokenPair
 from app.core import security
 from app.core.config import Settings
-from app.core.errors import AppError, TooManyRequests, Unauthorized
+from app.core.errors import AppError, Forbidden, TooManyRequests, Unauthorized
 from app.db.tenancy import bind_tenant
 from app.tenants import service as tenant_service
 from app.tenants.models import Tenant, TenantStatus
@@ -61,6 +61,8 @@ async def login(session: AsyncSession, settings: Settings, slug: str, email: str
     if not ok or not _may_log_in(user, tenant):
         await record_failure(session, settings, tenant.id, email)
         return bad_credentials()
+    if not (tenant.allow_unverified_login or user.email_verified_at is not None):  # app/people
+        return Forbidden("verify your email address before logging in", code="email_not_verified")
     if new_hash:  # the stored hash used another cost: upgrade it now that we know the password
         user.password_hash = new_hash
     if has_failures:

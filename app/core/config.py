@@ -28,6 +28,10 @@ class DbPooler(StrEnum):
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
+class SmtpTls(StrEnum):
+    none = "none"  # plain SMTP (a local relay or the test server)
+    starttls = "starttls"  # connect in plain text, then STARTTLS (port 587)
+    tls = "tls"  # TLS from the first byte (port 465)
 
 
 class Settings(BaseSettings):
@@ -83,6 +87,36 @@ class Settings(BaseSettings):
     # SIGTERM: seconds in-flight requests get to finish before the workers stop.
     shutdown_timeout: float = Field(default=15.0, gt=0)
 
+    # Links in emails point here (the frontend that takes the token to the API).
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Email. No SMTP_HOST: messages stay in the outbox (`tenantry mail list/show`).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: SmtpTls = SmtpTls.starttls
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Tenantry <no-reply@localhost>"
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Delivery attempts per message before it is marked failed; waits grow as base * 2^n.
+    mail_max_attempts: int = Field(default=8, ge=1)
+    mail_retry_base_seconds: float = Field(default=30.0, ge=0)
+
+    # Background worker (procrastinate). In-process: None = on in dev (`serve` runs one).
+    worker_in_process: bool | None = None
+    worker_concurrency: int = Field(default=4, ge=1)
+    # A worker silent this long is presumed dead; its running jobs are started again.
+    worker_stalled_seconds: float = Field(default=30.0, gt=0)
+
+    # People: invitations, password reset, email verification.
+    invitation_token_hours: int = Field(default=72, ge=1)
+    password_reset_token_minutes: int = Field(default=30, ge=1)
+    email_verification_token_hours: int = Field(default=48, ge=1)
+    # Password-reset requests allowed per window, per account (tenant+email) and per client IP.
+    password_reset_max_per_account: int = Field(default=3, ge=1)
+    password_reset_max_per_client: int = Field(default=20, ge=1)
+    password_reset_window_seconds: int = Field(default=3600, ge=1)
+
     @model_validator(mode="after")
     def _refuse_weak_prod_secret(self) -> "Settings":
         if self.environment is Environment.prod:
@@ -99,6 +133,12 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_db(self) -> bool:
         return self.database_url is None
+
+    @property
+    def runs_worker_in_process(self) -> bool:
+        if self.worker_in_process is None:
+            return self.environment is Environment.dev
+        return self.worker_in_process
 
 
 @lru_cache

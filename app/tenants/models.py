@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Enum, String
+from sqlalchemy import Boolean, Enum, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -23,3 +23,5 @@ class Tenant(UUIDPrimaryKey, Timestamps, Base):
     status: Mapped[TenantStatus] = mapped_column(
         Enum(TenantStatus, name="tenant_status"), nullable=False, default=TenantStatus.active
     )
+    # May users whose email is not verified log in? (app/people; they are flagged either way.)
+    allow_unverified_login: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=true())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Enum, Integer, String, UniqueConstraint, text
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Enum, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import TenantBase, Timestamps, UUIDPrimaryKey
@@ -28,3 +30,5 @@ class User(UUIDPrimaryKey, Timestamps, TenantBase):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     # Bumped on password change / deactivation: access tokens carry it, so old ones stop working.
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Set when the user follows a verification link or accepts an invitation (app/people).
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

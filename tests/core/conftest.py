@@ -24,7 +24,10 @@ from tests.factories import Factory, TenantCtx
 
 # Every table with a tenant_id column, as the schema has them today (tests/core/test_catalog.py
 # checks this list against the catalog, so a new table cannot be left out of the seed).
-SEEDED_TABLES = ("users", "login_attempts", "refresh_tokens", "items", "tags", "item_tags")
+SEEDED_TABLES = (
+    "users", "login_attempts", "refresh_tokens", "items", "tags", "item_tags",
+    "invitations", "user_tokens", "reset_throttle", "outbox_messages",
+)
 
 
 @dataclass
@@ -59,7 +62,8 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
             created_at=now, expires_at=now + timedelta(days=1),
         )
         attempt = LoginAttempt(email="nobody@example.com", failures=1, window_started_at=now)
-        session.add_all([*tag_rows, *item_rows, token, attempt])
+        people = _people_rows(tenant.owner.id, now)
+        session.add_all([*tag_rows, *item_rows, token, attempt, *people])
         await session.flush()
         seeded = Seeded(
             tenant=tenant,
@@ -71,8 +75,26 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
     seeded.counts = {
         "users": 2, "login_attempts": 1, "refresh_tokens": 1,
         "items": items, "tags": tags, "item_tags": items * tags,
+        "invitations": 1, "user_tokens": 1, "reset_throttle": 1, "outbox_messages": 1,
     }
     return seeded
+
+
+def _people_rows(owner_id: uuid.UUID, now: datetime) -> list:
+    """One row of each app/people and app/mail table (migration 0015)."""
+    from app.mail.models import OutboxMessage
+    from app.people.models import Invitation, ResetThrottle, TokenPurpose, UserToken
+
+    later = now + timedelta(days=1)
+    return [
+        Invitation(email="invitee@example.com", role=Role.member, token_hash=token_digest(new_opaque_token()),
+                   invited_by_id=owner_id, sent_at=now, expires_at=later),
+        UserToken(user_id=owner_id, purpose=TokenPurpose.password_reset,
+                  token_hash=token_digest(new_opaque_token()), expires_at=later),
+        ResetThrottle(key="account:nobody@example.com", hits=1, window_started_at=now),
+        OutboxMessage(kind="invitation", to_address="invitee@example.com", subject="s", body_text="b",
+                      message_id=f"<{uuid.uuid4()}@example.com>"),
+    ]
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from app.auth.models import LoginAttempt, RefreshToken
 from app.core.security import new_opaque_token, token_digest
 from app.models import tenant_tables
 from app.items.models import Item, Tag, item_tags
+from app.people.models import Invitation
 from app.users.models import Role
 from tests.conftest import PLATFORM_KEY
 from tests.factories import Factory, TenantCtx, UserCtx
@@ -38,6 +39,7 @@ class World:
     tag_ids: list[uuid.UUID] = field(default_factory=list)
     tag_names: list[str] = field(default_factory=list)
     refresh_token_ids: list[uuid.UUID] = field(default_factory=list)
+    invitation_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def id(self) -> uuid.UUID:
@@ -61,13 +63,14 @@ class World:
             "item": self.item_ids,
             "tag": self.tag_ids,
             "user": self.user_ids,
+            "invitation": self.invitation_ids,
             "tenant": [self.id],
         }.get(resource or "", [])
 
     def markers(self) -> set[str]:
         """Strings whose presence in another tenant's response would be a leak."""
         values = {self.marker, str(self.id), self.id.hex, self.tenant.slug}
-        for ident in (*self.user_ids, *self.item_ids, *self.tag_ids, *self.refresh_token_ids):
+        for ident in (*self.user_ids, *self.item_ids, *self.tag_ids, *self.refresh_token_ids, *self.invitation_ids):
             values |= {str(ident), ident.hex}
         values |= {u.email for u in self.users} | set(self.item_names) | set(self.tag_names)
         return values
@@ -92,8 +95,12 @@ async def build_world(factory: Factory, label: str) -> World:
         token = RefreshToken(user_id=member.id, token_hash=token_digest(new_opaque_token()), family_id=uuid.uuid4(),
                              created_at=now, expires_at=now + timedelta(days=1))
         attempt = LoginAttempt(email=f"nobody@{marker}.example.com", failures=1, window_started_at=now)
-        session.add_all([*tags, *items, token, attempt])
+        invitation = Invitation(email=f"invitee@{marker}.example.com", role=Role.member, invited_by_id=admin.id,
+                                token_hash=token_digest(new_opaque_token()), sent_at=now,
+                                expires_at=now + timedelta(days=1))
+        session.add_all([*tags, *items, token, attempt, invitation])
         await session.flush()
+        world.invitation_ids = [invitation.id]
         await session.execute(
             insert(item_tags),
             [{"tenant_id": tenant.id, "item_id": i.id, "tag_id": t.id} for i in items for t in tags],

@@ -1,0 +1,1 @@
+"""People: invitations, password reset and email verification (tokens + emails through the outbox)."""
