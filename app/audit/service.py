@@ -1,0 +1,157 @@
+"""Writing audit events in the change's own transaction, reading them, and retention.
+
+Two ways to write, both in the caller's transaction, so an event exists if and only if the
+change committed:
+- `record(session, actor, action, ...)` for ORM flows: adds the row to the session; it is
+  flushed with the change (or at the request's single commit) and rolled back with it;
+- `audit_insert(...)` / `audit_insert_from(...)`: a Core `insert(audit_events)` for statement
+  paths (TenantDB), to be run in the same transaction or merged into the write itself as a
+  data-modifying CTE (see the README, "Audit log", and tests/audit/test_core_builder.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, Insert, cast, delete, func, insert, literal, null, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.context import Actor, RequestInfo, request_info
+from app.audit.models import AuditEvent, uuid7
+from app.audit.redact import scrub
+from app.db.tenancy import TenantContextError, session_tenant
+
+audit_events = AuditEvent.__table__
+
+
+def _row(actor: Actor, action: str, target_type: str | None, target_id: Any, details: dict | None,
+         info: RequestInfo) -> dict[str, Any]:
+    return {
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_key_id": actor.key_id,
+        "actor_label": actor.label,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "details": scrub(details or {}),
+        "request_id": info.request_id,
+        "client_addr": info.client_addr,
+        "user_agent": info.user_agent,
+    }
+
+
+def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: Any = None,
+    details: dict[str, Any] | None = None,
+    *,
+    tenant_id: uuid.UUID | None = None,
+) -> AuditEvent:
+    """Append an event to the session's tenant (or `tenant_id`, which must be the same).
+
+    No round trip here: the row goes out with the session's next flush, in its transaction.
+    """
+    tenant = session_tenant(session)
+    if tenant is None or (tenant_id is not None and tenant_id != tenant):
+        raise TenantContextError("audit event outside its tenant's session")
+    event = AuditEvent(tenant_id=tenant, id=uuid7(), **_row(actor, action, target_type, target_id, details,
+                                                           request_info()))
+    session.add(event)
+    return event
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The field-level diff {field: {"old": ..., "new": ...}} of what differs (secrets dropped)."""
+    diff = {k: {"old": _plain(before.get(k)), "new": _plain(v)} for k, v in after.items() if before.get(k) != v}
+    return scrub(diff)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: enums by value, ids/decimals/times as strings."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value.value if hasattr(value, "value") else value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+# --- Core builders for statement paths -------------------------------------------------------
+
+def audit_insert(
+    tenant_id: Any,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: Any = None,
+    details: dict[str, Any] | None = None,
+) -> Insert:
+    """`INSERT INTO audit_events (tenant_id, id, ...) VALUES (...)` for one event.
+
+    `tenant_id` may be a value or a bind parameter (e.g. `bindparam("tenant")`, TenantDB's $1).
+    Run it in the change's transaction, or `.cte("audit")` it into the write (README).
+    """
+    values = _row(actor, action, target_type, target_id, details, request_info())
+    return insert(audit_events).values(tenant_id=tenant_id, id=uuid7(), **values)
+
+
+def audit_insert_from(
+    source: FromClause,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    *,
+    target_id: ColumnElement[Any],
+    tenant_id: ColumnElement[Any] | None = None,
+    details: ColumnElement[Any] | dict[str, Any] | None = None,
+) -> Insert:
+    """`INSERT INTO audit_events SELECT ... FROM source`: one event per row the write returned.
+
+    `source` is the write's `RETURNING` CTE (or any selectable of changed rows), so an UPDATE
+    or DELETE that matched nothing writes no event. `details` is a JSON expression over the
+    source's columns (e.g. `func.jsonb_build_object(...)`) or a constant dict. Ids come from
+    gen_random_uuid(); rows of one statement share occurred_at (the transaction's now()).
+    """
+    info = request_info()
+    if details is None or isinstance(details, dict):
+        details = cast(literal(scrub(details or {}), JSONB), JSONB)
+    tenant = tenant_id if tenant_id is not None else source.c.tenant_id
+    columns = {
+        "tenant_id": tenant,
+        "id": func.gen_random_uuid(),
+        "actor_type": literal(actor.type),
+        "actor_id": _literal_or_null(actor.id),
+        "actor_key_id": _literal_or_null(actor.key_id),
+        "actor_label": _literal_or_null(actor.label),
+        "action": literal(action),
+        "target_type": literal(target_type),
+        "target_id": cast(target_id, audit_events.c.target_id.type),
+        "details": details,
+        "request_id": _literal_or_null(info.request_id),
+        "client_addr": _literal_or_null(info.client_addr),
+        "user_agent": _literal_or_null(info.user_agent),
+    }
+    return insert(audit_events).from_select(
+        list(columns), select(*(c.label(n) for n, c in columns.items())).select_from(source)
+    )
+
+
+def _literal_or_null(value: Any) -> ColumnElement[Any]:
+    return null() if value is None else literal(value)
+
+
+# --- retention -------------------------------------------------------------------------------
+
+async def prune_tenant(session: AsyncSession, days: int) -> int:
+    """Delete this tenant's events older than `days` (the session must log in as the owner role:
+    the app role has no DELETE on audit_events)."""
+    cutoff = func.now() - func.make_interval(0, 0, 0, days)
+    result = await session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < cutoff))
+    return result.rowcount or 0

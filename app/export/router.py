@@ -1,0 +1,57 @@
+"""Export routes: operators (GET /platform/tenants/{slug}/export) and a tenant's owners
+(POST /tenant/export). Both stream NDJSON and write a `tenant.exported` audit event first."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from app.audit.context import OPERATOR_API, Actor
+from app.audit.service import record
+from app.auth.dependencies import require_role
+from app.core.errors import NotFound
+from app.db.session import SessionDep
+from app.db.tenancy import bind_tenant
+from app.export.service import MEDIA_TYPE, stream_export
+from app.platform.router import require_platform_key
+from app.tenants import service as tenant_service
+from app.users.models import Role, User
+
+router = APIRouter(prefix="/tenant", tags=["tenant"])
+platform_router = APIRouter(
+    prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)]
+)
+NDJSON = {200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+                "description": "NDJSON: a header line, one line per row ({type, table, row}), an end line"}}
+
+
+def _stream(request: Request, tenant_id, filename: str) -> StreamingResponse:
+    # The audit event commits (SessionDep) before the first byte; the export then reads in its
+    # own read-only REPEATABLE READ transaction on its own pooled connection.
+    return StreamingResponse(
+        stream_export(request.app.state.engine, tenant_id),
+        media_type=MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post("/export", response_class=StreamingResponse, responses=NDJSON)
+async def export_my_tenant(
+    request: Request, session: SessionDep, user: User = Depends(require_role(Role.owner))
+):
+    """Every row of your tenant as NDJSON (owners only); secrets (hashes) are never included."""
+    record(session, Actor.user(user), "tenant.exported", "tenant", user.tenant_id, {"via": "api"})
+    await session.flush()
+    return _stream(request, user.tenant_id, "tenant-export.ndjson")
+
+
+@platform_router.get("/{slug}/export", response_class=StreamingResponse, responses=NDJSON)
+async def export_tenant(slug: str, request: Request, session: SessionDep):
+    """A tenant's export for operators (X-Platform-Key)."""
+    tenant = await tenant_service.get_by_slug(session, slug)
+    if tenant is None:
+        raise NotFound(f"no tenant {slug!r}")
+    await bind_tenant(session, tenant.id)
+    record(session, OPERATOR_API, "tenant.exported", "tenant", tenant.id, {"via": "platform_api"})
+    await session.flush()
+    return _stream(request, tenant.id, f"{slug}.ndjson")
