@@ -11,11 +11,12 @@ change committed:
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Insert, cast, delete, func, insert, literal, null, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, FromClause, Insert, String, bindparam, cast, delete, func, insert, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.context import Actor, RequestInfo, request_info
@@ -115,36 +116,65 @@ def audit_insert_from(
     """`INSERT INTO audit_events SELECT ... FROM source`: one event per row the write returned.
 
     `source` is the write's `RETURNING` CTE (or any selectable of changed rows), so an UPDATE
-    or DELETE that matched nothing writes no event. `details` is a JSON expression over the
-    source's columns (e.g. `func.jsonb_build_object(...)`) or a constant dict. Ids come from
-    gen_random_uuid(); rows of one statement share occurred_at (the transaction's now()).
+    or DELETE that matched nothing writes no event; the tenant comes from `source.c.tenant_id`.
+    `details`: a JSON expression over the source's columns (`func.jsonb_build_object(...)`), or
+    a dict. Ids come from gen_random_uuid(); rows of one statement share occurred_at.
+
+    Compile-once friendly: everything that varies per request (actor, request context, a dict
+    of details) is a named bind parameter (`audit_*`) whose value is the one given here; a
+    cached compiled statement takes fresh values from `audit_params(actor, details)`.
     """
-    info = request_info()
-    if details is None or isinstance(details, dict):
-        details = cast(literal(scrub(details or {}), JSONB), JSONB)
-    tenant = tenant_id if tenant_id is not None else source.c.tenant_id
+    params = audit_params(actor, details if isinstance(details, dict) or details is None else None)
+    bound = {name: bindparam(name, value, type_=AUDIT_PARAM_TYPES[name]) for name, value in params.items()}
+    detail_expr = bound.pop("audit_details", None)
     columns = {
-        "tenant_id": tenant,
+        "tenant_id": tenant_id if tenant_id is not None else source.c.tenant_id,
         "id": func.gen_random_uuid(),
-        "actor_type": literal(actor.type),
-        "actor_id": _literal_or_null(actor.id),
-        "actor_key_id": _literal_or_null(actor.key_id),
-        "actor_label": _literal_or_null(actor.label),
-        "action": literal(action),
-        "target_type": literal(target_type),
+        "actor_type": bound["audit_actor_type"],
+        "actor_id": bound["audit_actor_id"],
+        "actor_key_id": bound["audit_actor_key_id"],
+        "actor_label": bound["audit_actor_label"],
+        # Constant per statement shape: inlined (checked names), so a cached text stays valid.
+        "action": _constant(action),
+        "target_type": _constant(target_type),
         "target_id": cast(target_id, audit_events.c.target_id.type),
-        "details": details,
-        "request_id": _literal_or_null(info.request_id),
-        "client_addr": _literal_or_null(info.client_addr),
-        "user_agent": _literal_or_null(info.user_agent),
+        "details": detail_expr if detail_expr is not None else details,
+        "request_id": bound["audit_request_id"],
+        "client_addr": bound["audit_client_addr"],
+        "user_agent": bound["audit_user_agent"],
     }
     return insert(audit_events).from_select(
         list(columns), select(*(c.label(n) for n, c in columns.items())).select_from(source)
     )
 
 
-def _literal_or_null(value: Any) -> ColumnElement[Any]:
-    return null() if value is None else literal(value)
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+def _constant(name: str) -> ColumnElement[str]:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"audit action/target names are dotted lowercase identifiers: {name!r}")
+    return literal_column(f"'{name}'", String)
+
+
+AUDIT_PARAM_TYPES = {
+    "audit_actor_type": String(), "audit_actor_id": UUID(as_uuid=True), "audit_actor_key_id": UUID(as_uuid=True),
+    "audit_actor_label": String(), "audit_request_id": String(), "audit_client_addr": String(),
+    "audit_user_agent": String(), "audit_details": JSONB(),
+}
+
+
+def audit_params(actor: Actor, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-request values of audit_insert_from()'s bind parameters (details only when a dict)."""
+    info = request_info()
+    params = {
+        "audit_actor_type": actor.type, "audit_actor_id": actor.id, "audit_actor_key_id": actor.key_id,
+        "audit_actor_label": actor.label, "audit_request_id": info.request_id,
+        "audit_client_addr": info.client_addr, "audit_user_agent": info.user_agent,
+    }
+    if details is not None:
+        params["audit_details"] = scrub(details)
+    return params
 
 
 # --- retention -------------------------------------------------------------------------------
