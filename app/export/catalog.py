@@ -43,5 +43,6 @@ async def tenant_tables(conn: AsyncConnection) -> list[ExportTable]:
     """Every tenant table in the connection's schema, parents before children."""
     names = sorted(row.relname for row in await conn.execute(TENANT_TABLES_SQL))
     metadata = MetaData()
-    await conn.run_sync(lambda sync: metadata.reflect(sync, only=names, resolve_fks=False))
+    # FKs resolved (tenants and any other referenced table reflected too) for the FK ordering.
+    await conn.run_sync(lambda sync: metadata.reflect(sync, only=names))
     return [split_columns(t) for t in metadata.sorted_tables if t.name in names]
