@@ -33,17 +33,38 @@ REVISION_SQL = text("SELECT tenantry_schema_revision()")
 MEDIA_TYPE = "application/x-ndjson"
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, uuid.UUID | Decimal):
+def _b64(value: bytes | memoryview) -> str:
+    return base64.b64encode(bytes(value)).decode()
+
+
+# By exact type (one dict lookup per value): uuids and decimals as strings (exact), times in
+# ISO 8601, bytes in base64. Converting first keeps json.dumps on its C path, without a
+# Python default() call per value (measured: that hook was a fifth of an export's time).
+_CONVERT: dict[type, Any] = {
+    uuid.UUID: str, Decimal: str, datetime: datetime.isoformat, date: date.isoformat, time: time.isoformat,
+    bytes: _b64, memoryview: _b64,
+}
+
+
+def _jsonable(value: Any) -> Any:
+    convert = _CONVERT.get(type(value))
+    if convert is not None:
+        return convert(value)
+    if isinstance(value, uuid.UUID):  # asyncpg's own UUID subclass
+        _CONVERT[type(value)] = str
         return str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    raise TypeError(f"cannot export a {type(value).__name__}")
+    return value
+
+
+def _default(value: Any) -> Any:
+    converted = _jsonable(value)
+    if converted is value:
+        raise TypeError(f"cannot export a {type(value).__name__}")
+    return converted
 
 
 def dumps(obj: Any) -> bytes:
+    """One NDJSON line (values of the kinds above converted; nested JSON left as it is)."""
     return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
@@ -84,5 +105,6 @@ async def _table_rows(conn, t: ExportTable, tenant_id: uuid.UUID, chunk_rows: in
     # stream(): a server-side cursor; yield_per: rows fetched chunk_rows at a time.
     result = await conn.stream(stmt.execution_options(yield_per=chunk_rows))
     prefix = b'{"type":"row","table":' + json.dumps(t.name).encode() + b',"row":'
-    async for rows in result.mappings().partitions(chunk_rows):
-        yield b"".join(prefix + dumps(dict(r))[:-1] + b"}\n" for r in rows)
+    keys = [c.name for c in t.columns]
+    async for rows in result.partitions(chunk_rows):
+        yield b"".join(prefix + dumps(dict(zip(keys, map(_jsonable, r))))[:-1] + b"}\n" for r in rows)
