@@ -13,19 +13,19 @@ tenantry_schema_revision(): the export's header names the schema revision, but t
 may not read alembic_version (env.py revokes it); this narrow SECURITY DEFINER function
 returns only that one value.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from alembic import op
 from app.core.config import get_settings
 from app.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0016"
-down_revision: Union[str, None] = "0002"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 APPEND_ONLY = ("audit_events", "tenant_deletions")
 

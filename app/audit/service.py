@@ -15,7 +15,19 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Insert, String, bindparam, cast, delete, func, insert, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Insert,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 

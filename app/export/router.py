@@ -26,6 +26,7 @@ from app.users.models import Role, User
 
 router = APIRouter(prefix="/tenant", tags=["tenant"])
 platform_router = APIRouter(prefix="/platform", tags=["platform"], dependencies=[Depends(require_platform_key)])
+OwnerUser = Annotated[User, Depends(require_role(Role.owner))]
 NDJSON = {200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
                 "description": "NDJSON: a header line, one line per row ({type, table, row}), an end line"}}
 
@@ -41,9 +42,7 @@ def _stream(request: Request, tenant_id, filename: str) -> StreamingResponse:
 
 
 @router.post("/export", response_class=StreamingResponse, responses=NDJSON)
-async def export_my_tenant(
-    request: Request, session: SessionDep, user: User = Depends(require_role(Role.owner))
-):
+async def export_my_tenant(request: Request, session: SessionDep, user: OwnerUser):
     """Every row of your tenant as NDJSON (owners only); secrets (hashes) are never included."""
     record(session, Actor.user(user), "tenant.exported", "tenant", user.tenant_id, {"via": "api"})
     await session.flush()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-
 from typing import Any
 
 from sqlalchemy import delete, func, select

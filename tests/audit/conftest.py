@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEvent
 from app.cli import main as cli_main
 from app.core.config import get_settings
-from tests.core.conftest import owner_engine, superuser_engine  # noqa: F401  (fixtures)
+from tests.core.conftest import owner_engine, superuser_engine
 
 __all__ = ["CliResult", "events_of", "owner_engine", "superuser_engine"]
 

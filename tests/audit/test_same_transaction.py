@@ -41,11 +41,10 @@ async def test_a_delete_refused_by_the_database_leaves_no_event(client, factory)
 
 async def test_rollback_after_record_leaves_nothing_and_commit_keeps_it(factory):
     t = await factory.tenant()
-    async with factory.session_for(t.id) as session:
-        async with session.begin():
-            audit.record(session, Actor.system("test"), "test.rolled_back")
-            await session.flush()  # the row reached the database inside the transaction...
-            await session.rollback()  # ...and leaves with it
+    async with factory.session_for(t.id) as session, session.begin():
+        audit.record(session, Actor.system("test"), "test.rolled_back")
+        await session.flush()  # the row reached the database inside the transaction...
+        await session.rollback()  # ...and leaves with it
     async with factory.session_for(t.id) as session, session.begin():
         audit.record(session, Actor.system("test"), "test.committed")
     assert await events_of(factory, t.id, "test.rolled_back") == []
