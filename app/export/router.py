@@ -1,9 +1,11 @@
 """Export routes: operators (GET /platform/tenants/{slug}/export) and a tenant's owners
-(POST /tenant/export). Both stream NDJSON and write a `tenant.exported` audit event first."""
+(POST /tenant/export), both streaming NDJSON and writing a `tenant.exported` audit event; and
+the operators' list of deleted tenants (GET /platform/deletions)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -31,13 +33,22 @@ NDJSON = {200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
                 "description": "NDJSON: a header line, one line per row ({type, table, row}), an end line"}}
 
 
-def _stream(request: Request, tenant_id, filename: str) -> StreamingResponse:
-    # The audit event commits (SessionDep) before the first byte; the export then reads in its
-    # own read-only REPEATABLE READ transaction on its own pooled connection.
+async def _stream(request: Request, tenant_id: uuid.UUID, filename: str) -> StreamingResponse:
+    """Start the export here, in the endpoint: its connection is checked out, its snapshot taken
+    and its header built before the response starts, so a database fault is still a clean 503.
+    The rest streams from its own read-only REPEATABLE READ transaction. (The caller's audit
+    event commits with the request, just after this snapshot: the CLI's export holds its event,
+    an HTTP export does not.)"""
+    chunks = stream_export(request.app.state.engine, tenant_id)
+    header = await anext(chunks)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield header
+        async for chunk in chunks:
+            yield chunk
+
     return StreamingResponse(
-        stream_export(request.app.state.engine, tenant_id),
-        media_type=MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        body(), media_type=MEDIA_TYPE, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
 
 
@@ -46,7 +57,7 @@ async def export_my_tenant(request: Request, session: SessionDep, user: OwnerUse
     """Every row of your tenant as NDJSON (owners only); secrets (hashes) are never included."""
     record(session, Actor.user(user), "tenant.exported", "tenant", user.tenant_id, {"via": "api"})
     await session.flush()
-    return _stream(request, user.tenant_id, "tenant-export.ndjson")
+    return await _stream(request, user.tenant_id, "tenant-export.ndjson")
 
 
 @platform_router.get("/tenants/{slug}/export", response_class=StreamingResponse, responses=NDJSON)
@@ -58,7 +69,7 @@ async def export_tenant(slug: str, request: Request, session: SessionDep):
     await bind_tenant(session, tenant.id)
     record(session, OPERATOR_API, "tenant.exported", "tenant", tenant.id, {"via": "platform_api"})
     await session.flush()
-    return _stream(request, tenant.id, f"{slug}.ndjson")
+    return await _stream(request, tenant.id, f"{slug}.ndjson")
 
 
 class TenantDeletionRead(OutputSchema):

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.errors import NotFound
 from app.db.tenancy import SET_TENANT_SQL
 from app.export.catalog import ExportTable, tenant_tables
 from app.tenants.models import Tenant
@@ -77,7 +78,9 @@ async def stream_export(
         async with conn.begin():
             # The first statement takes the snapshot: every read below sees the same instant.
             await conn.execute(SET_TENANT_SQL, {"tenant": str(tenant_id)})
-            tenant = (await conn.execute(select(Tenant.__table__).where(Tenant.id == tenant_id))).mappings().one()
+            tenant = (await conn.execute(select(Tenant.__table__).where(Tenant.id == tenant_id))).mappings().first()
+            if tenant is None:  # deleted since the caller looked it up
+                raise NotFound("no such tenant")
             tables = await tenant_tables(conn)
             counts = {}
             for t in tables:

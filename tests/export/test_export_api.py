@@ -27,8 +27,8 @@ async def test_platform_export_streams_ndjson_and_is_audited(client, factory):
     assert str(b.id) not in parsed.text
     (event,) = await events_of(factory, a.id, "tenant.exported")
     assert (event.actor_type, event.actor_label, event.details) == ("operator", "platform_api", {"via": "platform_api"})
-    # The event committed before the snapshot was taken, so the export holds it.
-    assert any(e["action"] == "tenant.exported" for e in parsed.rows["audit_events"])
+    # The snapshot is taken before the request (and its event) commits: not in this export.
+    assert not any(e["action"] == "tenant.exported" for e in parsed.rows["audit_events"])
 
 
 async def test_platform_export_refusals(client, factory):
@@ -60,3 +60,19 @@ async def test_admins_and_members_cannot_export(client, factory, role):
     assert r.status_code == 403
     assert await events_of(factory, t.id, "tenant.exported") == []
     assert (await client.post("/api/v1/tenant/export")).status_code == 401
+
+
+async def test_a_database_fault_before_the_stream_is_a_503_not_a_broken_200(client, factory, app, monkeypatch):
+    """The export's connection is taken in the endpoint: no connection, no response started."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    t = await factory.tenant()
+
+    async def no_connection(*args, **kwargs):
+        raise PoolTimeout("QueuePool limit reached")
+        yield b""  # an async generator, like the real one
+
+    monkeypatch.setattr("app.export.router.stream_export", no_connection)
+    r = await client.get(f"/api/v1/platform/tenants/{t.slug}/export", headers=KEY)
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    assert await events_of(factory, t.id, "tenant.exported") == []  # the request rolled back
