@@ -3,7 +3,11 @@
 from fastapi import APIRouter, FastAPI
 
 from app import health
+from app.audit.router import platform_router as platform_audit_router
+from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
+from app.export.router import platform_router as platform_export_router
+from app.export.router import router as export_router
 from app.items.router import router as items_router
 from app.items.tags_router import router as tags_router
 from app.people.router import router as people_router
@@ -22,6 +26,10 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (platform_router, V1),
     (people_router, V1),
     (health.router, ""),
+    (audit_router, V1),
+    (platform_audit_router, V1),
+    (export_router, V1),
+    (platform_export_router, V1),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Operator commands: serve, worker, migrate, db bootstrap, tenants ..., mail list/show.
+"""Operator commands: serve, worker, migrate, db bootstrap, tenants ... (export, delete), audit prune,
+mail list/show.
 
 Reached as `tenantry ...` (console script) or `python -m app ...`. Exit codes: 0 success,
 2 bad input or a refused change (nothing written), 1 anything else. A failure prints one line
@@ -226,15 +227,107 @@ def _status_command(status_name: str):
 
 
 def cmd_tenants_delete(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.export.offboarding import ExportFileError, read_export_file
     from app.tenants import service
 
     if not args.yes:
         return _fail("deleting a tenant removes all of its data; pass --yes to confirm")
+    export = None
+    if args.export_first:
+        # Export first; the delete then refuses if a row was added or removed since (409).
+        code = _export_to(args.slug, Path(args.export_first))
+        if code:
+            return code
+        try:
+            export = read_export_file(Path(args.export_first), args.slug)
+        except ExportFileError as exc:
+            return _fail(str(exc))
     try:
-        _with_session(lambda s, _: service.delete_tenant(s, args.slug))
+        _with_session(lambda s, _: service.delete_tenant(
+            s, args.slug, expected_counts=export and export["counts"], export=export
+        ))
     except AppError as exc:
         return _fail(_describe(exc))
-    print(f"tenant {args.slug} deleted")
+    note = f" (export {args.export_first}, sha256 {export['sha256']})" if export else ""
+    print(f"tenant {args.slug} deleted{note}")
+    return 0
+
+
+def _with_engine(work: Callable[[Any, Settings], Awaitable[Any]], *, owner: bool = False) -> Any:
+    """Run work with an engine as the app role (or, owner=True, the owner role)."""
+    from app.db.engine import create_engine
+    from app.db.setup import prepare_database
+
+    settings = _settings()
+    if owner:
+        url = settings.migration_database_url or (
+            prepare_database(settings).owner_url if settings.uses_embedded_db else None
+        )
+        if url is None:
+            raise SystemExit("error: MIGRATION_DATABASE_URL (the owner role) is needed for this command")
+    else:
+        url = settings.database_url or prepare_database(settings).app_url
+
+    async def run() -> Any:
+        engine = create_engine(settings, url)
+        try:
+            return await work(engine, settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _export_to(slug: str, out) -> int:
+    """Write the tenant's export to `out` (a Path, or None for stdout), audited first."""
+    from app.audit.context import OPERATOR_CLI
+    from app.audit.service import record
+    from app.db.engine import create_sessionmaker
+    from app.db.tenancy import bind_tenant
+    from app.export.service import stream_export
+    from app.tenants import service
+
+    async def work(engine, _settings) -> int:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            tenant = await service.get_by_slug(session, slug)
+            if tenant is None:
+                return _fail(f"no tenant {slug!r}")
+            await bind_tenant(session, tenant.id)
+            record(session, OPERATOR_CLI, "tenant.exported", "tenant", tenant.id,
+                   {"via": "cli", "file": str(out) if out else "stdout"})
+        target = out.open("wb") if out else sys.stdout.buffer
+        try:
+            async for chunk in stream_export(engine, tenant.id):
+                target.write(chunk)
+        finally:
+            if out:
+                target.close()
+            else:
+                target.flush()
+        return 0
+
+    return _with_engine(work)
+
+
+def cmd_tenants_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    code = _export_to(args.slug, Path(args.out) if args.out else None)
+    if code == 0 and args.out:
+        print(f"tenant {args.slug} exported to {args.out}", file=sys.stderr)
+    return code
+
+
+def cmd_audit_prune(args: argparse.Namespace) -> int:
+    from app.audit.retention import prune
+
+    days = args.days if args.days is not None else _settings().audit_retention_days
+    pruned = _with_engine(lambda engine, _: prune(engine, days), owner=True)
+    for slug, count in pruned.items():
+        print(f"{slug}: {count} events older than {days} days deleted")
+    print(f"audit prune: {sum(pruned.values())} events deleted" + ("" if days else " (retention 0: keep forever)"))
     return 0
 
 
@@ -365,7 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
     delete = tenants.add_parser("delete", help="delete a tenant and every row it owns")
     delete.add_argument("slug")
     delete.add_argument("--yes", action="store_true", help="confirm")
+    delete.add_argument("--export-first", metavar="FILE",
+                        help="write the tenant's export to FILE first; refuse if the tenant changes meanwhile")
     delete.set_defaults(func=cmd_tenants_delete)
+
+    export = tenants.add_parser("export", help="every row of a tenant as NDJSON (one snapshot, no secrets)")
+    export.add_argument("slug")
+    export.add_argument("--out", metavar="FILE", help="write to FILE (default: stdout)")
+    export.set_defaults(func=cmd_tenants_export)
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    prune = audit.add_parser("prune", help="delete events older than AUDIT_RETENTION_DAYS (as the owner role)")
+    prune.add_argument("--days", type=int, help="override AUDIT_RETENTION_DAYS")
+    prune.set_defaults(func=cmd_audit_prune)
     bench = sub.add_parser("bench", help="benchmark against the raw-asyncpg reference (see scripts/bench.py --help)",
                            add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)

@@ -1,8 +1,10 @@
 """Imports every model so that metadata (Alembic, the RLS checks, the catalog tests) sees all tables."""
 
+from app.audit.models import AuditEvent
 from app.auth.models import LoginAttempt, RefreshToken
 from app.db.base import Base
 from app.db.tenant_rule import is_tenant_table
+from app.export.models import TenantDeletion
 from app.items.models import Item, Tag, item_tags
 from app.mail.models import OutboxMessage
 from app.people.models import Invitation, ResetThrottle, UserToken
@@ -10,8 +12,8 @@ from app.tenants.models import Tenant
 from app.users.models import Role, User
 
 __all__ = [
-    "Invitation", "Item", "LoginAttempt", "OutboxMessage", "RefreshToken", "ResetThrottle", "Role", "Tag",
-    "Tenant", "User", "UserToken", "item_tags", "tenant_tables",
+    "AuditEvent", "Invitation", "Item", "LoginAttempt", "OutboxMessage", "RefreshToken", "ResetThrottle", "Role",
+    "Tag", "Tenant", "TenantDeletion", "User", "UserToken", "item_tags", "tenant_tables",
 ]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import hooks as audit_hooks  # AUDIT (issue 16)
 from app.auth.models import LoginAttempt, RefreshToken
 from app.auth.schemas import TokenPair
 from app.core import security
@@ -55,11 +56,15 @@ async def login(session: AsyncSession, settings: Settings, slug: str, email: str
         await check_password(settings, password, None)
         raise bad_credentials()
     await bind_tenant(session, tenant.id)
-    has_failures = await check_throttle(session, settings, email)
+    try:
+        has_failures = await check_throttle(session, settings, email)
+    except TooManyRequests as exc:  # AUDIT (issue 16): returned, so the event is committed
+        return audit_hooks.login_throttled(session, email, exc)
     user = await _user_by_email(session, email)
     ok, new_hash = await check_password(settings, password, user)
     if not ok or not _may_log_in(user, tenant):
         await record_failure(session, settings, tenant.id, email)
+        audit_hooks.login_failed(session, email, user, tenant, password_ok=ok)  # AUDIT (issue 16)
         return bad_credentials()
     if not (tenant.allow_unverified_login or user.email_verified_at is not None):  # app/people
         return Forbidden("verify your email address before logging in", code="email_not_verified")
@@ -67,6 +72,7 @@ async def login(session: AsyncSession, settings: Settings, slug: str, email: str
         user.password_hash = new_hash
     if has_failures:
         await clear_failures(session, email)
+    audit_hooks.login_succeeded(session, user)  # AUDIT (issue 16)
     return await issue_tokens(session, settings, user)
 
 
@@ -184,6 +190,7 @@ async def refresh(session: AsyncSession, settings: Settings, slug: str, token: s
     if row.used_at is not None:
         await revoke_family(session, row.family_id)
         await bump_token_version(session, row.user_id)
+        audit_hooks.refresh_reused(session, row.user_id, row.family_id)  # AUDIT (issue 16)
         return bad_refresh_token()
     user = await session.get(User, row.user_id)
     if user is None or not user.is_active:

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
 
+    # Audit log: events older than this many days are deleted by `tenantry audit prune`
+    # (run periodically, as the owner role); 0 keeps them forever.
+    audit_retention_days: int = Field(default=365, ge=0)
+
     # Platform control plane: disabled (404) when unset.
     platform_api_key: str | None = None
 

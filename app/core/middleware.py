@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,9 @@ from app.core.security import InvalidToken, VerifiedTokens
 
 access_log = logging.getLogger("tenantry.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# The current request's ASGI scope, for code far from the request (the audit log reads the
+# request id, client address and user agent from it only when it writes an event).
+current_scope: ContextVar[Scope | None] = ContextVar("current_scope", default=None)
 
 
 class RequestContextMiddleware:
@@ -43,6 +47,7 @@ class RequestContextMiddleware:
                 break
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        scope_token = current_scope.set(scope)
         started = time.perf_counter()
         status = 500
 
@@ -57,6 +62,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            current_scope.reset(scope_token)
             if access_log.isEnabledFor(logging.INFO):
                 principal = scope["state"].get("principal")
                 if self.json_logs:

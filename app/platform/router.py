@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
+from app.audit.context import OPERATOR_API
 from app.core.errors import NotFound, Unauthorized
 from app.core.openapi import problems
 from app.core.schemas import Page
@@ -37,7 +38,7 @@ router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[
 
 @router.post("", response_model=ProvisionedTenant, status_code=201, responses=problems(409))
 async def create_tenant(data: TenantCreate, request: Request, session: SessionDep):
-    return await tenant_service.create_tenant(session, request.app.state.settings, data)
+    return await tenant_service.create_tenant(session, request.app.state.settings, data, OPERATOR_API)
 
 
 @router.get("", response_model=Page[TenantRead])
@@ -49,15 +50,15 @@ async def list_tenants(session: SessionDep):
 
 @router.post("/{slug}/suspend", response_model=TenantRead)
 async def suspend_tenant(slug: str, session: SessionDep):
-    return await tenant_service.set_status(session, slug, TenantStatus.suspended)
+    return await tenant_service.set_status(session, slug, TenantStatus.suspended, OPERATOR_API)
 
 
 @router.post("/{slug}/resume", response_model=TenantRead)
 async def resume_tenant(slug: str, session: SessionDep):
-    return await tenant_service.set_status(session, slug, TenantStatus.active)
+    return await tenant_service.set_status(session, slug, TenantStatus.active, OPERATOR_API)
 
 
 @router.delete("/{slug}", status_code=204)
 async def delete_tenant(slug: str, session: SessionDep) -> Response:
-    await tenant_service.delete_tenant(session, slug)
+    await tenant_service.delete_tenant(session, slug, OPERATOR_API)
     return Response(status_code=204)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
+from app.audit.context import OPERATOR_CLI, Actor
 from app.core.config import Settings
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.security import PasswordTooLong, hash_password
@@ -23,7 +26,9 @@ from app.tenants.schemas import ProvisionedTenant, TenantCreate
 from app.users.models import Role, User
 
 
-async def create_tenant(session: AsyncSession, settings: Settings, data: TenantCreate) -> ProvisionedTenant:
+async def create_tenant(
+    session: AsyncSession, settings: Settings, data: TenantCreate, actor: Actor = OPERATOR_CLI
+) -> ProvisionedTenant:
     """The tenant and its first owner, in the caller's transaction (all or nothing)."""
     generated = None
     password = data.admin_password
@@ -53,6 +58,8 @@ async def create_tenant(session: AsyncSession, settings: Settings, data: TenantC
     )
     session.add(owner)
     await session.flush()
+    audit.record(session, actor, "tenant.created", "tenant", tenant.id,
+                 {"slug": tenant.slug, "name": tenant.name, "owner_id": str(owner.id), "owner_email": owner.email})
     return ProvisionedTenant(tenant_id=tenant.id, slug=tenant.slug, admin_user_id=owner.id, admin_password=generated)
 
 
@@ -68,21 +75,38 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
     return list((await session.execute(select(Tenant).order_by(Tenant.created_at, Tenant.slug))).scalars())
 
 
-async def set_status(session: AsyncSession, slug: str, status: TenantStatus) -> Tenant:
+async def set_status(session: AsyncSession, slug: str, status: TenantStatus, actor: Actor = OPERATOR_CLI) -> Tenant:
     tenant = await get_by_slug(session, slug)
     if tenant is None:
         raise NotFound(f"no tenant {slug!r}")
+    if tenant.status is not status:
+        await bind_tenant(session, tenant.id)
+        action = "tenant.suspended" if status is TenantStatus.suspended else "tenant.resumed"
+        audit.record(session, actor, action, "tenant", tenant.id,
+                     {"changes": audit.changes({"status": tenant.status}, {"status": status})})
     tenant.status = status
     await session.flush()
     return tenant
 
 
-async def delete_tenant(session: AsyncSession, slug: str) -> Tenant:
-    """Delete every row of the tenant in every tenant table, then the tenant, in one transaction.
+async def delete_tenant(
+    session: AsyncSession,
+    slug: str,
+    actor: Actor = OPERATOR_CLI,
+    *,
+    expected_counts: dict[str, int] | None = None,
+    export: dict[str, Any] | None = None,
+) -> Tenant:
+    """Delete every row of the tenant in every tenant table, then the tenant, in one transaction,
+    and write the platform's deletion record (rows per table), which outlives the tenant.
 
     Explicit per-table deletes under the tenant's own binding (children first), rather than
-    relying on ON DELETE CASCADE alone, so RLS governs what is removed.
+    relying on ON DELETE CASCADE alone, so RLS governs what is removed. Append-only tables
+    (the audit log: the app role may not DELETE) go with the tenant row by their cascade.
+    `expected_counts` (from an export taken just before): refuse (409) if the tenant changed.
     """
+    from app.export.offboarding import check_counts, record_deletion
+
     tenant = await get_by_slug(session, slug)
     if tenant is None:
         raise NotFound(f"no tenant {slug!r}")
@@ -91,9 +115,17 @@ async def delete_tenant(session: AsyncSession, slug: str) -> Tenant:
     # missing here would make its RESTRICT foreign keys fail the whole delete.
     import app.models  # noqa: F401
 
-    for table in reversed(Base.metadata.sorted_tables):
-        if "tenant_id" in table.c:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if "tenant_id" in t.c]
+    counts = {}
+    for table in tables:
+        counted = select(func.count()).select_from(table).where(table.c.tenant_id == tenant.id)
+        counts[table.name] = (await session.execute(counted)).scalar_one()
+    if expected_counts is not None:
+        check_counts(expected_counts, counts)
+    for table in tables:
+        if not table.info.get("append_only"):
             await session.execute(delete(table).where(table.c.tenant_id == tenant.id))
     await session.delete(tenant)
     await session.flush()
+    await record_deletion(session, tenant, actor, counts, export)
     return tenant

@@ -13,6 +13,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
+from app.audit.context import Actor
 from app.auth import service as auth_service
 from app.auth.schemas import TokenPair, clean_text
 from app.core import security
@@ -50,8 +52,12 @@ def _end_live_tokens(user: User) -> None:
 # --- self-service ----------------------------------------------------------------------
 
 async def update_me(session: AsyncSession, user: User, data: MeUpdate) -> User:
-    for field, value in data.model_dump(exclude_unset=True).items():
+    changes = data.model_dump(exclude_unset=True)
+    diff = audit.changes(_fields(user, changes), changes)
+    for field, value in changes.items():
         setattr(user, field, value)
+    if diff:
+        audit.record(session, Actor.user(user), "user.updated", "user", user.id, {"changes": diff})
     await session.flush()
     return user
 
@@ -69,9 +75,11 @@ async def change_password(
     ok, _ = await auth_service.check_password(settings, data.current_password, user)
     if not ok:
         await auth_service.record_failure(session, settings, user.tenant_id, user.email)
+        audit.record(session, Actor.user(user), "user.password_change_failed", "user", user.id)
         return Invalid("current_password", "is incorrect")
     user.password_hash = await _hash(settings, data.new_password)
     _end_live_tokens(user)
+    audit.record(session, Actor.user(user), "user.password_changed", "user", user.id)
     await auth_service.revoke_user_tokens(session, user.id)
     if has_failures:
         await auth_service.clear_failures(session, user.email)
@@ -95,6 +103,8 @@ async def create_user(session: AsyncSession, settings: Settings, actor: User, da
     session.add(user)
     # A duplicate (tenant_id, email) fails here: the error handler answers 409 naming "email".
     await session.flush()
+    audit.record(session, Actor.user(actor), "user.created", "user", user.id,
+                 {"email": user.email, "role": user.role.value, "full_name": user.full_name})
     return user
 
 
@@ -167,6 +177,7 @@ async def update_user(session: AsyncSession, actor: User, user_id: uuid.UUID, da
         raise Conflict({"field": field, "message": LAST_OWNER})
     role_changed = "role" in changes and changes["role"] is not user.role
     deactivated = changes.get("is_active") is False and user.is_active
+    _audit_update(session, actor, user, changes)
     for field, value in changes.items():
         setattr(user, field, value)
     if role_changed or deactivated:
@@ -184,6 +195,8 @@ async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) ->
     _check_may_manage(actor, user, None)
     if user in owners and len(owners) == 1:
         raise Conflict({"field": "id", "message": LAST_OWNER})
+    audit.record(session, Actor.user(actor), "user.deleted", "user", user.id,
+                 {"email": user.email, "role": user.role.value})
     await session.delete(user)
     try:
         await session.flush()
@@ -191,6 +204,23 @@ async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) ->
         raise Conflict(
             {"field": "id", "message": "the user still owns items: reassign or delete them first"}
         ) from exc
+
+
+def _fields(user: User, changes: dict) -> dict:
+    return {field: getattr(user, field) for field in changes}
+
+
+def _audit_update(session: AsyncSession, actor: User, user: User, changes: dict) -> None:
+    """One event per kind of change, each with its own part of the diff (role, activation, rest)."""
+    diff = audit.changes(_fields(user, changes), changes)
+    who = Actor.user(actor)
+    if "role" in diff:
+        audit.record(session, who, "user.role_changed", "user", user.id, {"changes": {"role": diff.pop("role")}})
+    if "is_active" in diff:
+        action = "user.activated" if changes["is_active"] else "user.deactivated"
+        audit.record(session, who, action, "user", user.id, {"changes": {"is_active": diff.pop("is_active")}})
+    if diff:
+        audit.record(session, who, "user.updated", "user", user.id, {"changes": diff})
 
 
 async def _lock_for_change(session: AsyncSession, user_id: uuid.UUID) -> tuple[User, list[User]]:

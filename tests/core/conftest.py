@@ -15,6 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.audit import service as audit
+from app.audit.context import Actor
 from app.auth.models import LoginAttempt, RefreshToken
 from app.core.security import new_opaque_token, token_digest
 from app.db.engine import to_async_url
@@ -26,7 +28,7 @@ from tests.factories import Factory, TenantCtx
 # checks this list against the catalog, so a new table cannot be left out of the seed).
 SEEDED_TABLES = (
     "users", "login_attempts", "refresh_tokens", "items", "tags", "item_tags",
-    "invitations", "user_tokens", "reset_throttle", "outbox_messages",
+    "invitations", "user_tokens", "reset_throttle", "outbox_messages", "audit_events",
 )
 
 
@@ -64,6 +66,8 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
         attempt = LoginAttempt(email="nobody@example.com", failures=1, window_started_at=now)
         people = _people_rows(tenant.owner.id, now)
         session.add_all([*tag_rows, *item_rows, token, attempt, *people])
+        # The tenant already has one audit event (tenant.created); this makes two.
+        audit.record(session, Actor.system("seed"), "test.seeded", "tenant", tenant.id)
         await session.flush()
         seeded = Seeded(
             tenant=tenant,
@@ -75,7 +79,7 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
     seeded.counts = {
         "users": 2, "login_attempts": 1, "refresh_tokens": 1,
         "items": items, "tags": tags, "item_tags": items * tags,
-        "invitations": 1, "user_tokens": 1, "reset_throttle": 1, "outbox_messages": 1,
+        "invitations": 1, "user_tokens": 1, "reset_throttle": 1, "outbox_messages": 1, "audit_events": 2,
     }
     return seeded
 

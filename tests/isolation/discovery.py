@@ -22,7 +22,8 @@ PATH_PARAM_RESOURCES = {"item_id": "item", "tag_id": "tag", "user_id": "user", "
 # A bare `{id}` takes its type from the collection segment right before it (/items/{id}).
 COLLECTION_RESOURCES = {"items": "item", "tags": "tag", "users": "user", "invitations": "invitation"}
 # Body/query field stems that name another resource type (owner_id is a user's id).
-FIELD_ALIASES = {"owner": "user", "member": "user", "item": "item", "tag": "tag", "user": "user"}
+FIELD_ALIASES = {"owner": "user", "member": "user", "item": "item", "tag": "tag", "user": "user",
+                 "actor": "user"}  # the audit log's actor_id filter names a user
 # Explicitly classified non-tenant path parameters: platform routes key tenants by slug and
 # are guarded by X-Platform-Key, not by a tenant's token.
 PLATFORM_PARAMS = {"slug"}

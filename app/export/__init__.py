@@ -1,0 +1,1 @@
+"""Tenant data export (NDJSON, one consistent snapshot) and the offboarding deletion record."""
