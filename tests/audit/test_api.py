@@ -31,7 +31,7 @@ async def test_members_cannot_read_the_log_owners_and_admins_can(client, factory
     t = await factory.tenant()
     member, admin = await factory.user(t, Role.member), await factory.user(t, Role.admin)
     r = await client.get(AUDIT, headers=member.headers)
-    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
     assert (await client.get(AUDIT)).status_code == 401
     for user in (t.owner, admin):
         r = await client.get(AUDIT, headers=user.headers)

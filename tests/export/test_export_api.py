@@ -36,7 +36,7 @@ async def test_platform_export_refusals(client, factory):
     assert (await client.get(f"/api/v1/platform/tenants/{t.slug}/export")).status_code == 401
     assert (await client.get(f"/api/v1/platform/tenants/{t.slug}/export", headers=t.owner.headers)).status_code == 401
     r = await client.get(f"/api/v1/platform/tenants/missing-{uuid.uuid4().hex[:6]}/export", headers=KEY)
-    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
 
 
 async def test_owners_export_their_own_tenant(client, factory):

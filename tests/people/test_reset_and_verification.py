@@ -138,7 +138,7 @@ async def test_the_tenant_decides_whether_unverified_users_may_log_in(client, fa
     r = await client.patch(LOGIN_POLICY, json={"allow_unverified_login": False}, headers=tenant.owner.headers)
     assert r.status_code == 200
     r = await login(client, tenant.slug, user.email, user.password)
-    assert r.status_code == 403 and r.json()["error"] == "email_not_verified"
+    assert r.status_code == 403 and r.json()["code"] == "email_not_verified"
     # A wrong password still gets the plain 401: the 403 only follows a correct one.
     assert (await login(client, tenant.slug, user.email, "wrong-password-1")).status_code == 401
     await client.post(MY_VERIFICATION, headers=user.headers)
