@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from app.audit.context import Actor
 from app.audit.service import audit_insert, audit_insert_from, audit_params
-from app.db.tenant_db import Statement
+from app.db.statements import check_tenant_scope
 from app.items.models import Item
 from tests.audit.conftest import events_of
 
@@ -122,7 +122,7 @@ async def test_audit_insert_single_event_with_the_tenant_as_a_parameter(engine, 
     stmt = audit_insert(bindparam("tenant"), Actor.system("tags"), "tag.created", "tag", "tag-1",
                         {"name": "Sale", "secret_token": "x"})
     sql, positions, defaults = compiled(stmt)
-    Statement(sql)  # an INSERT writing the tenant as $1, as TenantDB requires
+    check_tenant_scope(stmt)  # an INSERT writing :tenant as its tenant_id, as TenantDB requires
     assert positions[0] == "tenant"
     await _run(engine, t.id, sql, args(positions, defaults, {"tenant": t.id}))
     (event,) = await events_of(factory, t.id, "tag.created")

@@ -10,10 +10,10 @@ from decimal import Decimal
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, select, text
 
-from app.db.base import tenant_tables
 from app.db.setup import alembic_config
 from app.export.service import dumps, stream_export
 from app.items.models import Item
+from app.models import tenant_tables
 from tests.core.conftest import seed_tenant, tenant_row_counts
 from tests.export.conftest import export_bytes, parse
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from app.auth.dependencies import CurrentUser
+from app.core.routing import require_principal
 from app.db.session import SessionDep
 from app.db.tenant_db import tenant_db
 from app.items.models import Tag
@@ -76,7 +77,7 @@ def probe_router() -> APIRouter:
     async def tenant_db_once(request: Request, data: Payload):
         probe: Probe = request.app.state.probe
         probe.attempts += 1
-        async with tenant_db(request) as db:
+        async with tenant_db(request.app.state.engine, require_principal(request)) as db:
             if probe.attempts == 1:
                 await db._conn.execute(RAISE_SERIALIZATION)  # test-only: the raw connection
         return {"attempts": probe.attempts, "name": data.name}
