@@ -82,17 +82,10 @@ def upgrade() -> None:
         op.execute(f'REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON "{table}" FROM "{app_role}"')
         op.execute(f'GRANT SELECT, INSERT ON "{table}" TO "{app_role}"')
 
-    op.execute(
-        """
-        CREATE FUNCTION tenantry_schema_revision() RETURNS text
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
-        AS $$ SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version $$
-        """
-    )
+    # tenantry_schema_revision() (the export's header) comes from migration 0013.
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION IF EXISTS tenantry_schema_revision()")
     op.drop_index(op.f("ix_tenant_deletions_slug"), table_name="tenant_deletions")
     op.drop_index(op.f("ix_tenant_deletions_deleted_tenant_id"), table_name="tenant_deletions")
     op.drop_table("tenant_deletions")

@@ -117,7 +117,7 @@ def audit_insert(
 
 def audit_insert_from(
     source: FromClause,
-    actor: Actor,
+    actor: Actor | None,
     action: str,
     target_type: str,
     *,
@@ -136,8 +136,12 @@ def audit_insert_from(
     of details) is a named bind parameter (`audit_*`) whose value is the one given here; a
     cached compiled statement takes fresh values from `audit_params(actor, details)`.
     """
-    params = audit_params(actor, details if isinstance(details, dict) or details is None else None)
-    bound = {name: bindparam(name, value, type_=AUDIT_PARAM_TYPES[name]) for name, value in params.items()}
+    if actor is None:  # compiled once (app/db/statements.py): every value comes with each execution
+        bound = {name: bindparam(name, type_=type_) for name, type_ in AUDIT_PARAM_TYPES.items()
+                 if name != "audit_details" or isinstance(details, dict)}
+    else:
+        params = audit_params(actor, details if isinstance(details, dict) or details is None else None)
+        bound = {name: bindparam(name, value, type_=AUDIT_PARAM_TYPES[name]) for name, value in params.items()}
     detail_expr = bound.pop("audit_details", None)
     columns = {
         "tenant_id": tenant_id if tenant_id is not None else source.c.tenant_id,

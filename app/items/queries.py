@@ -30,9 +30,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSON, UUID, distinct_on
+from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from app.audit.context import USER, Actor
+from app.audit.service import audit_insert_from, audit_params
 from app.db.statements import TenantStatement, compile_checked, statement_family, tenant_statement
 from app.db.tenant_rule import TENANT
 from app.items.models import Item, Tag, item_tags
@@ -69,6 +71,22 @@ def item_tags_json(item: Any = items) -> Any:
     return func.coalesce(linked, cast(literal_column("'[]'"), JSON)).label("tags")
 
 
+NO_DETAILS = cast(literal_column("'{}'"), JSONB)
+
+
+def audit_event(source: Any, action: str, target_type: str = "item", details: Any = NO_DETAILS) -> Any:
+    """The audit INSERT for every row a write returned, as a CTE of that write's statement: the
+    event exists iff the change committed, at no extra round trip. The actor and request
+    context are the `audit_*` parameters (app.audit.service.audit_params)."""
+    return audit_insert_from(source, None, action, target_type, target_id=source.c.id, tenant_id=TENANT,
+                             details=details).cte(f"audit_{action.replace('.', '_')}")
+
+
+def audit_values(caller: Any) -> dict[str, Any]:
+    """The `audit_*` parameters of a write by this caller (TenantDB's Caller)."""
+    return audit_params(Actor(USER, id=caller.id))
+
+
 ITEM_ID = param("item_id", UUID_T)
 SEEN_VERSION = param("seen_version", Integer)
 ITEM_WITH_TAGS = (*ITEM_COLUMNS, item_tags_json())
@@ -94,19 +112,24 @@ _inserted = insert(items).values(id=ITEM_ID, **_new_item_values()).returning(*IT
 _links = insert(item_tags).from_select(
     ["tenant_id", "item_id", "tag_id"], select(TENANT, ITEM_ID, func.unnest(param("tag_ids", UUIDS)))
 ).cte("links")
-INSERT_ITEM = tenant_statement(select(*_inserted.c).add_cte(_links), "insert_item")
+INSERT_ITEM = tenant_statement(
+    select(*_inserted.c).add_cte(_links).add_cte(audit_event(_inserted, "item.created")), "insert_item"
+)
 
 # A batch as arrays, unnested into rows: one statement whatever the batch size.
 _batch = func.unnest(
     param("ids", UUIDS), param("names", TEXTS), param("descriptions", TEXTS),
     param("prices", ARRAY(items.c.price.type)), param("stocks", ARRAY(Integer)),
 ).table_valued("id", "name", "description", "price", "stock_quantity").render_derived(name="batch")
+_inserted_batch = insert(items).from_select(
+    ["tenant_id", "id", "name", "description", "price", "stock_quantity", "owner_id"],
+    select(TENANT, _batch.c.id, _batch.c.name, _batch.c.description, _batch.c.price,
+           _batch.c.stock_quantity, param("new_owner_id", UUID_T)),
+).returning(*ITEM_COLUMNS).cte("inserted")
 INSERT_ITEMS = tenant_statement(
-    insert(items).from_select(
-        ["tenant_id", "id", "name", "description", "price", "stock_quantity", "owner_id"],
-        select(TENANT, _batch.c.id, _batch.c.name, _batch.c.description, _batch.c.price,
-               _batch.c.stock_quantity, param("new_owner_id", UUID_T)),
-    ).returning(*ITEM_COLUMNS),
+    select(*_inserted_batch.c).add_cte(
+        audit_event(_inserted_batch, "item.created", details=cast(literal_column("'{\"bulk\": true}'"), JSONB))
+    ),
     "insert_items",
 )
 
@@ -121,9 +144,13 @@ INSERT_LINKS = tenant_statement(
 
 # Writes are guarded by the version the request read: of two writers of one version, the
 # second matches no row (412), whether or not the client sent If-Match.
+_deleted = (
+    delete(items).where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID, items.c.version == SEEN_VERSION)
+    .returning(items.c.id).cte("deleted")
+)
+# The number of rows deleted (0: changed meanwhile).
 DELETE_ITEM = tenant_statement(
-    delete(items).where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID, items.c.version == SEEN_VERSION),
-    "delete_item",
+    select(func.count()).select_from(_deleted).add_cte(audit_event(_deleted, "item.deleted")), "delete_item"
 )
 
 _TAG_IDS = param("tag_ids", UUIDS)
@@ -197,16 +224,21 @@ TAGS_BY_NAME = tenant_statement(
 )
 
 
-def _update_shapes() -> list[tuple[tuple[str, ...]]]:
+UPDATE_ACTIONS = ("item.updated", "item.transferred")
+
+
+def _update_shapes() -> list[tuple[tuple[str, ...], str]]:
     from itertools import combinations
 
     columns = (*UPDATABLE, "owner_id")
-    return [(fields,) for n in range(len(columns) + 1) for fields in combinations(columns, n)]
+    subsets = [fields for n in range(len(columns) + 1) for fields in combinations(columns, n)]
+    return [(fields, action) for fields in subsets for action in UPDATE_ACTIONS]
 
 
-@statement_family(_update_shapes, lambda: [((*UPDATABLE, "owner_id"),)])
-def update_item(fields: tuple[str, ...]) -> TenantStatement:
-    """UPDATE of the given columns (bound as `new_<column>`), bumping version and updated_at."""
+@statement_family(_update_shapes, lambda: [((*UPDATABLE, "owner_id"), action) for action in UPDATE_ACTIONS])
+def update_item(fields: tuple[str, ...], action: str) -> TenantStatement:
+    """UPDATE of the given columns (bound as `new_<column>`), bumping version and updated_at;
+    its audit event carries the diff the caller computed (`audit_details`)."""
     values = {field: param(f"new_{field}", items.c[field].type) for field in fields}
     updated = (
         update(items)
@@ -215,7 +247,8 @@ def update_item(fields: tuple[str, ...]) -> TenantStatement:
         .returning(*ITEM_COLUMNS)
         .cte("updated")
     )
-    return compile_checked(select(*updated.c, item_tags_json(updated)), f"update_item{fields}")
+    event = audit_event(updated, action, details={})
+    return compile_checked(select(*updated.c, item_tags_json(updated)).add_cte(event), f"update_item{fields}{action}")
 
 
 def _patch_shapes() -> list[tuple[tuple[str, ...], bool, bool]]:
@@ -236,7 +269,9 @@ def patch_item(fields: tuple[str, ...], member: bool, if_match: bool) -> TenantS
       versions; no row means 404, 403 or 412, which the caller then tells apart by reading.
     - values equal to the stored ones do not bump the version or updated_at (nor the ETag).
     """
-    seen = select(items.c.version).where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID).cte("seen")
+    seen = select(items.c.version, *(items.c[field] for field in fields)).where(
+        items.c.tenant_id == TENANT, items.c.id == ITEM_ID
+    ).cte("seen")
     new = {field: param(f"new_{field}", items.c[field].type) for field in fields}
     changed = or_(*(items.c[field].is_distinct_from(value) for field, value in new.items()))
     conditions = [items.c.tenant_id == TENANT, items.c.id == ITEM_ID, items.c.version == seen.c.version]
@@ -253,4 +288,28 @@ def patch_item(fields: tuple[str, ...], member: bool, if_match: bool) -> TenantS
         .returning(*ITEM_COLUMNS)
         .cte("updated")
     )
-    return compile_checked(select(*updated.c, item_tags_json(updated)), f"patch_item{fields}{member}{if_match}")
+    changed = select(updated.c.id, _diff(seen, updated, fields).label("changes")).where(
+        updated.c.version != seen.c.version  # an unchanged PATCH is no event
+    ).subquery("changed")
+    event = audit_event(changed, "item.updated",
+                        details=func.jsonb_build_object(literal_column("'changes'"), changed.c.changes))
+    return compile_checked(
+        select(*updated.c, item_tags_json(updated)).add_cte(event), f"patch_item{fields}{member}{if_match}"
+    )
+
+
+def _diff(before: Any, after: Any, fields: tuple[str, ...]) -> Any:
+    """{field: {"old": ..., "new": ...}} of the fields that changed, as the audit log records it
+    (app.audit.service.changes: numbers as JSON numbers, money and ids as strings)."""
+
+    def value(column: Any) -> Any:
+        return func.to_jsonb(column) if isinstance(column.type, Integer) else func.to_jsonb(cast(column, Text))
+
+    pairs = []
+    for field in fields:
+        old, new = before.c[field], after.c[field]
+        pairs += [literal_column(f"'{field}'"), case(
+            (old.is_distinct_from(new), func.jsonb_build_object(literal_column("'old'"), value(old),
+                                                                literal_column("'new'"), value(new))),
+        )]
+    return func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))

@@ -9,12 +9,14 @@ concurrent writers of one version the second matches no row and gets 412.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
 
+from app.audit import service as audit
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from app.db.tenant_db import TenantDB
 from app.items import queries
@@ -45,7 +47,7 @@ async def create_item(db: TenantDB, data: ItemCreate) -> dict[str, Any]:
     row = await db.fetchrow(
         queries.INSERT_ITEM, item_id=uuid.uuid4(), new_name=data.name, new_description=data.description,
         new_price=data.price, new_stock_quantity=data.stock_quantity, new_owner_id=db.caller.id,
-        tag_ids=[tag["id"] for tag in tags],
+        tag_ids=[tag["id"] for tag in tags], **queries.audit_values(db.caller),
     )  # a taken name → unique violation → 409 {"field": "name"}
     return {**row, "tags": tags}  # type: ignore[dict-item]  # RETURNING: always a row
 
@@ -76,7 +78,7 @@ async def bulk_create(db: TenantDB, data: ItemBulkCreate) -> list[dict[str, Any]
     rows = await db.fetch(
         queries.INSERT_ITEMS, new_owner_id=db.caller.id, ids=[i for i, _ in batch], names=[e.name for _, e in batch],
         descriptions=[e.description for _, e in batch], prices=[e.price for _, e in batch],
-        stocks=[e.stock_quantity for _, e in batch],
+        stocks=[e.stock_quantity for _, e in batch], **queries.audit_values(db.caller),
     )
     links = sorted((item_id, tag["id"]) for item_id, item_tags in zip(ids, tags, strict=True) for tag in item_tags)
     if links:
@@ -99,6 +101,7 @@ async def update_item(db: TenantDB, item_id: uuid.UUID, data: ItemUpdate, expect
     row = await db.fetchrow(
         queries.patch_item(fields, member, expected is not None), item_id=item_id, caller_id=db.caller.id,
         expected=sorted(expected or ()), **{f"new_{field}": changes[field] for field in fields},
+        **queries.audit_values(db.caller),
     )
     if row is None:  # missing (404), not the member's (403), If-Match (412), or changed meanwhile
         item = await read_item(db, item_id)
@@ -124,9 +127,13 @@ async def _update_with_tags(
         # Links first: the UPDATE below then returns the new tags, and if it finds the item
         # changed meanwhile (412) the whole transaction, links included, rolls back.
         await db.execute(queries.REPLACE_LINKS, item_id=item_id, tag_ids=[t["id"] for t in tags])
+    diff = audit.changes({f: item[f] for f in fields}, {f: changes[f] for f in fields})
+    if tags is not None:
+        diff["tags"] = {"old": sorted(t["name"] for t in item["tags"]), "new": sorted(t["name"] for t in tags)}
     row = await db.fetchrow(
-        queries.update_item(tuple(fields)), item_id=item_id, seen_version=item["version"],
+        queries.update_item(tuple(fields), "item.updated"), item_id=item_id, seen_version=item["version"],
         **{f"new_{field}": changes[field] for field in fields},
+        **queries.audit_values(db.caller), audit_details=json.dumps({"changes": diff}),
     )
     if row is None:
         raise _changed_meanwhile()
@@ -136,7 +143,10 @@ async def _update_with_tags(
 async def delete_item(db: TenantDB, item_id: uuid.UUID, expected: Expected) -> None:
     item = await read_item(db, item_id)
     _check_writable(db, item, expected)
-    if await db.execute(queries.DELETE_ITEM, item_id=item_id, seen_version=item["version"]) == 0:  # links cascade
+    deleted = await db.fetchval(
+        queries.DELETE_ITEM, item_id=item_id, seen_version=item["version"], **queries.audit_values(db.caller)
+    )
+    if deleted == 0:  # links cascade
         raise _changed_meanwhile()
 
 
@@ -150,8 +160,10 @@ async def transfer_item(db: TenantDB, item_id: uuid.UUID, owner_id: uuid.UUID, e
         raise Invalid("owner_id", "the new owner must be an active user")
     if item["owner_id"] == owner_id:
         return item
+    diff = audit.changes({"owner_id": item["owner_id"]}, {"owner_id": owner_id})
     row = await db.fetchrow(
-        queries.update_item(("owner_id",)), item_id=item_id, seen_version=item["version"], new_owner_id=owner_id
+        queries.update_item(("owner_id",), "item.transferred"), item_id=item_id, seen_version=item["version"],
+        new_owner_id=owner_id, **queries.audit_values(db.caller), audit_details=json.dumps({"changes": diff}),
     )
     if row is None:
         raise _changed_meanwhile()

@@ -12,7 +12,7 @@ from app.core.pagination import decode_cursor, encode_cursor
 from app.db.statements import tenant_statement
 from app.db.tenant_db import TenantDB
 from app.db.tenant_rule import TENANT
-from app.items.queries import UUID_T, item_tags, items, param, tags
+from app.items.queries import UUID_T, audit_event, audit_values, item_tags, items, param, tags
 
 TAG_SORT = "tag-name"
 TAG_ID = param("tag_id", UUID_T)
@@ -25,10 +25,12 @@ LIST_AFTER = tenant_statement(
     _page.where(tags.c.tenant_id == TENANT, _key > param("after", tags.c.name.type)), "list_tags_after"
 )
 # The (tenant_id, lower(name)) unique index decides, races included: its violation is a 409.
-INSERT_TAG = tenant_statement(
+_inserted = (
     insert(tags).values(tenant_id=TENANT, id=TAG_ID, name=param("new_name", tags.c.name.type))
-    .returning(tags.c.id, tags.c.name),
-    "insert_tag",
+    .returning(tags.c.id, tags.c.name).cte("inserted")
+)
+INSERT_TAG = tenant_statement(
+    select(*_inserted.c).add_cte(audit_event(_inserted, "tag.created", "tag")), "insert_tag"
 )
 # ON DELETE CASCADE drops the links; each item that carried the tag gets a new version first
 # (its representation, hence its ETag, changes).
@@ -39,7 +41,10 @@ BUMP_TAGGED_ITEMS = tenant_statement(
     .values(version=items.c.version + literal_column("1", Integer), updated_at=func.now()),
     "bump_tagged_items",
 )
-DELETE_TAG = tenant_statement(delete(tags).where(tags.c.tenant_id == TENANT, tags.c.id == TAG_ID), "delete_tag")
+_deleted = delete(tags).where(tags.c.tenant_id == TENANT, tags.c.id == TAG_ID).returning(tags.c.id).cte("deleted")
+DELETE_TAG = tenant_statement(
+    select(func.count()).select_from(_deleted).add_cte(audit_event(_deleted, "tag.deleted", "tag")), "delete_tag"
+)
 
 
 async def list_tags(db: TenantDB, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -56,11 +61,11 @@ async def list_tags(db: TenantDB, limit: int, cursor: str | None) -> tuple[list[
 
 
 async def create_tag(db: TenantDB, name: str) -> dict[str, Any]:
-    row = await db.fetchrow(INSERT_TAG, tag_id=uuid.uuid4(), new_name=name)
+    row = await db.fetchrow(INSERT_TAG, tag_id=uuid.uuid4(), new_name=name, **audit_values(db.caller))
     return {"id": row["id"], "name": row["name"]}  # type: ignore[index]  # RETURNING: always a row
 
 
 async def delete_tag(db: TenantDB, tag_id: uuid.UUID) -> None:
     await db.execute(BUMP_TAGGED_ITEMS, tag_id=tag_id)
-    if await db.execute(DELETE_TAG, tag_id=tag_id) == 0:
+    if await db.fetchval(DELETE_TAG, tag_id=tag_id, **audit_values(db.caller)) == 0:
         raise NotFound("tag not found")  # the rollback also undoes the version bumps

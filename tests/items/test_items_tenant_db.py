@@ -65,7 +65,7 @@ def test_every_items_statement_is_registered():
     assert all(isinstance(s, TenantStatement) for s in statements)
     names = {s.name for s in statements}
     assert {"get_item", "insert_item", "insert_items", "upsert_tags", "list_tags", "delete_tag"} <= names
-    assert queries.update_item(("name", "price")) in statements
+    assert queries.update_item(("name", "price"), "item.updated") in statements
 
 
 async def test_a_failed_write_leaves_nothing_and_returns_the_connection_clean(client, crew, engine):
