@@ -6,6 +6,8 @@ each accepted case is a form the app itself uses.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
@@ -113,4 +115,5 @@ def test_every_statement_of_the_app_passes_the_check():
     statements = list(all_statements())
     assert len(statements) > 1000  # every list shape included
     for statement in statements:
-        assert ":" not in statement.sql.replace("::", ""), statement.name  # every bind compiled to $n
+        sql = re.sub(r"'[^']*'", "''", statement.sql)  # string constants aside
+        assert not re.search(r"(?<![:\w]):[A-Za-z_]", sql), statement.name  # every bind compiled to $n

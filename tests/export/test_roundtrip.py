@@ -65,7 +65,10 @@ async def test_every_row_of_every_table_and_nothing_else(engine, factory, superu
 async def test_secrets_are_never_exported(engine, factory):
     a = await seed_tenant(factory)
     parsed = parse(await export_bytes(engine, a.id))
-    assert parsed.header["excluded_columns"] == {"users": ["password_hash"], "refresh_tokens": ["token_hash"]}
+    assert parsed.header["excluded_columns"] == {
+        "users": ["password_hash"], "refresh_tokens": ["token_hash"],
+        "invitations": ["token_hash"], "user_tokens": ["token_hash"],
+    }
     assert all("password_hash" not in r for r in parsed.rows["users"])
     assert all("token_hash" not in r for r in parsed.rows["refresh_tokens"])
     assert "$2b$" not in parsed.text  # no bcrypt hash anywhere

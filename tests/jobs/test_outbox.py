@@ -30,7 +30,7 @@ async def _enqueue(factory, tenant, to: str, token: str = "tok-123") -> uuid.UUI
 
 async def _message(factory, tenant_id, message_id) -> OutboxMessage | None:
     async with factory.session_for(tenant_id) as session, session.begin():
-        return await session.get(OutboxMessage, (tenant_id, message_id))
+        return await session.get(OutboxMessage, message_id)
 
 
 async def test_a_message_arrives_with_recipient_subject_link_and_message_id(factory, inbox, mail_settings):

@@ -73,7 +73,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_s
         first.wait(timeout=10)
         inbox.release.set()
         async with factory.session_for(tenant.id) as session, session.begin():
-            row = await session.get(OutboxMessage, (tenant.id, message_id))
+            row = await session.get(OutboxMessage, message_id)
             assert row.status is MessageStatus.pending  # its transaction died with the process
 
         second = _worker(mail_settings, port, tmp_path / "second.log")
@@ -85,7 +85,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_s
 
         async def recorded() -> bool:
             async with factory.session_for(tenant.id) as session, session.begin():
-                row = await session.get(OutboxMessage, (tenant.id, message_id))
+                row = await session.get(OutboxMessage, message_id)
                 return row.status is MessageStatus.sent
 
         await _until(recorded, "the delivery to be recorded")
@@ -101,6 +101,6 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(factory, inbox, smtp_s
                 _stop(proc)
     [received] = inbox.to(to)
     async with factory.session_for(tenant.id) as session, session.begin():
-        row = await session.get(OutboxMessage, (tenant.id, message_id))
+        row = await session.get(OutboxMessage, message_id)
     assert received["Message-ID"] == row.message_id and "survives-a-crash" in received.get_body(("plain",)).get_content()
     assert row.attempts == 1  # the killed attempt never committed; the second one did

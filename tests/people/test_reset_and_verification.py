@@ -77,7 +77,7 @@ async def test_reset_tokens_expire_and_only_the_newest_works(client, factory, in
         await session.execute(update(UserToken).where(UserToken.user_id == user.id)
                               .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     r = await _complete(client, tenant.slug, second)
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "token"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "token"]
 
 
 async def test_tokens_are_bound_to_their_tenant_and_purpose(client, factory, inbox, mail_settings):
