@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
+GAUGE_INTERVAL = 1.0  # seconds between two refreshes of the pool / hashing gauges in a worker
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -147,6 +148,7 @@ class MetricsMiddleware:
         self.app = app
         self.state = state  # app.state: the engine appears there when the lifespan has run
         self.metrics = _metrics()
+        self._gauges_at = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,19 +171,25 @@ class MetricsMiddleware:
             m.in_flight.dec()
             route = route_template(scope)
             m.requests.labels(scope["method"], route, str(status)).inc()
-            m.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
-            self._gauges()
+            now = time.perf_counter()
+            m.latency.labels(scope["method"], route).observe(now - started)
+            # Sampled, not per request: at most once a second per worker (and by every scrape).
+            if now - self._gauges_at > GAUGE_INTERVAL:
+                self._gauges_at = now
+                refresh_gauges(self.state)
 
-    def _gauges(self) -> None:
-        engine = getattr(self.state, "engine", None)
-        if engine is None:
-            return
-        pool = engine.pool
-        m = self.metrics
-        try:
-            m.pool_in_use.set(pool.checkedout())
-            m.pool_size.set(pool.size())
-            m.pool_waiting.set(_pool_waiting(pool))
-        except AttributeError:  # NullPool (no counts)
-            pass
-        m.hash_queue.set(_hash_queue_depth())
+
+def refresh_gauges(state: Any) -> None:
+    """Pool and hashing gauges from this worker's engine (state = app.state)."""
+    engine = getattr(state, "engine", None)
+    if engine is None:
+        return
+    pool = engine.pool
+    m = _metrics()
+    try:
+        m.pool_in_use.set(pool.checkedout())
+        m.pool_size.set(pool.size())
+        m.pool_waiting.set(_pool_waiting(pool))
+    except AttributeError:  # NullPool (no counts)
+        pass
+    m.hash_queue.set(_hash_queue_depth())
