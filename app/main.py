@@ -19,6 +19,7 @@ from app.db import budget
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.guard import assert_isolation
 from app.db.retry import RetryMiddleware
+from app.db.statements import build_families
 
 log = logging.getLogger("tenantry.app")
 
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.budget = None
     install_error_handlers(app)
     include_api(app)
+    # Statements built per shape use every model column they name in their widest shapes:
+    # compiling those now makes a renamed column fail here, not in a request.
+    build_families()
     # Added first = innermost: a retried request passes the token and body checks once.
     app.add_middleware(RetryMiddleware, attempts=settings.db_retry_attempts)
     app.add_middleware(TenantMiddleware, settings=settings)

@@ -1,8 +1,15 @@
-"""Imports every model so that metadata (Alembic, the RLS checks) sees all tables."""
+"""Imports every model so that metadata (Alembic, the RLS checks, the catalog tests) sees all tables."""
 
 from app.auth.models import LoginAttempt, RefreshToken
+from app.db.base import Base
+from app.db.tenant_rule import is_tenant_table
 from app.items.models import Item, Tag, item_tags
 from app.tenants.models import Tenant
 from app.users.models import Role, User
 
-__all__ = ["Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "User", "item_tags"]
+__all__ = ["Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "User", "item_tags", "tenant_tables"]
+
+
+def tenant_tables() -> list[str]:
+    """Every table with a tenant_id column: the ones RLS must cover (association tables too)."""
+    return [table.name for table in Base.metadata.sorted_tables if is_tenant_table(table)]

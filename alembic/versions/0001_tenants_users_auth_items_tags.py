@@ -1,20 +1,20 @@
 """Initial schema: tenants, users, auth tables, items, tags; RLS on every tenant table.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 
+from alembic import op
 from app.db.rls import disable_tenant_rls, enable_tenant_rls  # every new tenant table needs RLS
 
 revision: str = '0001'
-down_revision: Union[str, None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 TENANT_TABLES = ("users", "login_attempts", "refresh_tokens", "items", "tags", "item_tags")
 

@@ -7,14 +7,14 @@ Create Date: 2026-11-23
 SECURITY INVOKER (the default): it runs as the app role, so RLS applies to its query exactly
 as to any other; it only saves the separate set_config round trip at the start of a request.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0002"
-down_revision: Union[str, None] = "0001"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

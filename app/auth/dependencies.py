@@ -5,23 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.core.errors import Forbidden, Unauthorized
+from app.core.routing import require_principal
 from app.core.security import Principal, oauth2_scheme
 from app.db.session import SessionDep
 from app.db.tenancy import TENANT_SET_BY_FIRST_STATEMENT
+from app.db.tenant_db import ENTER_SQL, caller_is_current
 from app.users.models import Role, User
-
-ENTER_SQL = text("SELECT * FROM tenantry_enter(:tenant, :user)")
-
 
 
 async def get_principal(request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    principal = request.state.principal
-    if principal is None:
-        raise Unauthorized("invalid or expired token" if request.state.token_error else "not authenticated")
-    return principal
+    return require_principal(request)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -39,10 +35,10 @@ async def get_current_user(principal: PrincipalDep, session: SessionDep) -> User
     user = (
         await session.execute(
             select(User).from_statement(ENTER_SQL),
-            {"tenant": principal.tenant_id, "user": principal.user_id},
+            {"tenant": principal.tenant_id, "user_id": principal.user_id},
         )
     ).scalar_one_or_none()
-    if user is None or not user.is_active or user.token_version != principal.token_version:
+    if user is None or not caller_is_current(user.is_active, user.token_version, principal):
         raise Unauthorized("invalid or expired token")
     return user
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, Integer, LargeBinary, PrimaryKeyConstraint, String
+from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,13 +18,17 @@ class RefreshToken(UUIDPrimaryKey, TenantBase):
         ForeignKeyConstraint(
             ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
         ),
+        # The refresh flow knows the tenant (its slug) before it looks a token up.
+        UniqueConstraint("tenant_id", "token_hash"),
+        Index("ix_refresh_tokens_tenant_id_user_id", "tenant_id", "user_id"),
+        Index("ix_refresh_tokens_tenant_id_family_id", "tenant_id", "family_id"),
     )
 
-    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     # sha256 of the opaque token: a database leak does not leak usable tokens.
-    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     # All tokens descending from one login share a family; reuse of a rotated one revokes it.
-    family_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, index=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -35,8 +39,7 @@ class LoginAttempt(TenantBase):
     """Failed logins per (tenant, email), shared by every worker process through PostgreSQL."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "email"),)
 
-    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

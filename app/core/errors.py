@@ -17,12 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException, IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import metrics
 from app.db import faults, retry
+from app.db.constraints import field_for_constraint
 
 log = logging.getLogger("tenantry.errors")
 
@@ -97,25 +97,13 @@ def _constraint_name(exc: DBAPIError) -> str | None:
     return match.group(1) if match else None
 
 
-def _field_of(constraint: str) -> str:
-    # uq_items_tenant_id_name → name; uq_tags_tenant_id_lower_name → name; fk_items_tenant_id_owner_id_users → owner_id
-    for prefix in ("uq_", "fk_", "ck_", "ix_"):
-        if constraint.startswith(prefix):
-            constraint = constraint[len(prefix):]
-    parts = constraint.split("_tenant_id_", 1)
-    tail = parts[1] if len(parts) == 2 else constraint
-    for noise in ("lower_", "_users", "_items", "_tags", "_tenants"):
-        tail = tail.replace(noise, "")
-    return tail
-
-
 def integrity_error_response(exc: IntegrityError) -> JSONResponse:
     sqlstate = getattr(getattr(exc.orig, "__cause__", None) or exc.orig, "sqlstate", None)
     return constraint_error_response(sqlstate, _constraint_name(exc) or "", str(exc.orig))
 
 
 def constraint_error_response(sqlstate: str | None, constraint: str, message: str) -> JSONResponse:
-    field = _field_of(constraint) if constraint else None
+    field = field_for_constraint(constraint) if constraint else None
     if sqlstate == "23505":  # unique_violation
         return error_response(409, "conflict", {"field": field, "message": f"{field} already exists"})
     if sqlstate == "23503":  # foreign_key_violation: a referenced row of this tenant is missing
@@ -185,10 +173,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError):
         return integrity_error_response(exc)
-
-    @app.exception_handler(StaleDataError)
-    async def _stale(request: Request, exc: StaleDataError):
-        return error_response(412, "precondition_failed", "the resource was changed by another request")
 
     # Every wrapping a database error arrives in (app/db/faults.py): the ORM's DBAPIError, the
     # dialect's emulated DBAPI error (a pool checkout), asyncpg's own (TenantDB), a plain

@@ -53,27 +53,29 @@ def prepare_multiprocess_dir() -> str:
 
 class _Metrics:
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Histogram
 
         # Multi-process: values go to files, the registry is built per scrape (render()).
-        self.registry = None if multiprocess() else CollectorRegistry(auto_describe=True)
-        reg = {"registry": self.registry}
-        live = {"multiprocess_mode": "livesum"}
+        self.registry: CollectorRegistry | None = None if multiprocess() else CollectorRegistry(auto_describe=True)
+        reg = self.registry
         self.requests = Counter("tenantry_http_requests_total", "HTTP requests answered",
-                                ["method", "route", "status"], **reg)
+                                ["method", "route", "status"], registry=reg)
         self.latency = Histogram("tenantry_http_request_duration_seconds", "Time to answer a request",
-                                 ["method", "route"], buckets=_BUCKETS, **reg)
-        self.in_flight = Gauge("tenantry_http_requests_in_flight", "Requests being served", **reg, **live)
-        self.pool_in_use = Gauge("tenantry_db_pool_in_use", "Pooled connections checked out", **reg, **live)
-        self.pool_waiting = Gauge("tenantry_db_pool_waiting", "Requests waiting for a pooled connection",
-                                  **reg, **live)
-        self.pool_size = Gauge("tenantry_db_pool_size", "Pool size (per worker, summed)", **reg, **live)
-        self.hash_queue = Gauge("tenantry_password_hash_queue", "Password hashes waiting for a thread",
-                                **reg, **live)
-        self.db_errors = Counter("tenantry_db_errors_total", "Database errors by class",
-                                 ["kind"], **reg)
+                                 ["method", "route"], buckets=_BUCKETS, registry=reg)
+        self.in_flight = self._live_gauge("tenantry_http_requests_in_flight", "Requests being served")
+        self.pool_in_use = self._live_gauge("tenantry_db_pool_in_use", "Pooled connections checked out")
+        self.pool_waiting = self._live_gauge("tenantry_db_pool_waiting", "Requests waiting for a pooled connection")
+        self.pool_size = self._live_gauge("tenantry_db_pool_size", "Pool size (per worker, summed)")
+        self.hash_queue = self._live_gauge("tenantry_password_hash_queue", "Password hashes waiting for a thread")
+        self.db_errors = Counter("tenantry_db_errors_total", "Database errors by class", ["kind"], registry=reg)
         self.db_retries = Counter("tenantry_db_retries_total",
-                                  "Requests run again after a deadlock or serialization failure", **reg)
+                                  "Requests run again after a deadlock or serialization failure", registry=reg)
+
+    def _live_gauge(self, name: str, documentation: str):
+        from prometheus_client import Gauge
+
+        # livesum: summed over the workers that are alive (a stopped worker stops counting).
+        return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
 
 
 @lru_cache(maxsize=1)

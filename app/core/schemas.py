@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
-
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 T = TypeVar("T")
+
+
+def db_safe(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: refuse it at validation (a 422 naming the field), never
+    at the database. The one NUL check, for bodies and query parameters alike."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
 
 
 class InputSchema(BaseModel):
@@ -18,10 +24,7 @@ class InputSchema(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul_bytes(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL: refuse it here, naming the field, not at the database.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
+        return db_safe(value) if isinstance(value, str) else value
 
 
 class OutputSchema(BaseModel):

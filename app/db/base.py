@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, MetaData, func
 from sqlalchemy.dialects.postgresql import UUID
@@ -29,6 +30,8 @@ def new_id() -> uuid.UUID:
 
 
 class UUIDPrimaryKey:
+    """`id` as the primary key; in a TenantBase model the key is `(tenant_id, id)`."""
+
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
 
 
@@ -44,24 +47,31 @@ class Timestamps:
 class TenantBase(Base):
     """A row owned by exactly one tenant.
 
-    Every subclass gets RLS in its migration, the session's tenant filter on every query and
-    tenant_id stamped on insert (app/db/tenancy.py). tenant_id leads its composite keys.
+    Every subclass gets RLS in its migration, the tenant rule on every query
+    (app/db/tenant_rule.py) and tenant_id stamped on insert. tenant_id leads the primary key
+    and every unique constraint and foreign key between tenant tables: constraints ignore RLS,
+    and Citus needs the distribution column in each of them (tests/core/test_catalog.py).
     """
 
     __abstract__ = True
 
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # The ORM identifies a row by its id alone (a random UUID; the tenant rule scopes every
+        # load), so `session.get(User, user_id)` keeps working beside the (tenant_id, id) key.
+        # eager_defaults: INSERT/UPDATE ... RETURNING the server defaults (updated_at, version),
+        # so a written row is complete without a reload (a lazy load in async code).
+        table = getattr(cls, "__table__", None)
+        id_column = table.c.get("id") if table is not None else None
+        return {"eager_defaults": True, **({"primary_key": [id_column]} if id_column is not None else {})}
+
     @declared_attr
     def tenant_id(cls) -> Mapped[uuid.UUID]:
+        # sort_order: first column, so the primary key reads (tenant_id, id).
         return mapped_column(
             UUID(as_uuid=True),
             ForeignKey("tenants.id", ondelete="CASCADE"),
             nullable=False,
-            index=True,
+            primary_key=True,
+            sort_order=-10,
         )
-
-
-def tenant_tables() -> list[str]:
-    """Every table with a tenant_id column: the ones RLS must cover (association tables too)."""
-    import app.models  # noqa: F401  (register every model)
-
-    return [t.name for t in Base.metadata.sorted_tables if "tenant_id" in t.c]

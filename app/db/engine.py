@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.core.config import DbPooler, Settings
-import app.db.tenancy  # noqa: F401  (registers the isolation events on every Session)
+from app.db.tenancy import TenantSession
 
 # asyncpg keyword arguments that may arrive in a URL's query string: as text there, while asyncpg
 # wants numbers (`?statement_cache_size=0` raised a TypeError deep inside asyncpg).
@@ -96,4 +96,4 @@ def _drop_closed_connections(dbapi_connection, connection_record, connection_pro
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: responses are built after the commit without reloading rows.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TenantSession)

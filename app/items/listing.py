@@ -1,112 +1,163 @@
-"""GET /items: filters, sorts and keyset pages, as one SQL statement built from the parameters.
+"""GET /items: filters, sorts and keyset pages, as one statement per *shape* of the parameters.
 
-Values are always bind parameters; only fixed SQL fragments chosen from the parameters' names
-are put together here, so the text stays a handful of shapes (and asyncpg's prepared statements
-are reused). Each sort has an index on (tenant_id, key, id).
+The shape is which filters are present, the sort and whether a cursor is given; each shape is
+built and compiled once (`statement_family`), values are always bind parameters. Each sort
+has an index on (tenant_id, key, id).
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
+
+from sqlalchemy import ARRAY, Integer, Text, and_, exists, func, literal_column, not_, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import UUID
 
 from app.core.errors import Invalid, NotFound
-from app.db.tenant_db import Statement, TenantDB, statement
-from app.items.pagination import KeyKind, decode_cursor, encode_cursor
-from app.items.queries import COLUMNS, TAGS
+from app.core.pagination import KeyKind, decode_cursor, encode_cursor, escape_like
+from app.db.statements import TenantStatement, compile_checked, statement_family
+from app.db.tenant_db import TenantDB
+from app.db.tenant_rule import TENANT
+from app.items.queries import ITEM_WITH_TAGS, OWNER_EXISTS, item_tags, items, param, tags
 from app.items.schemas import ItemListParams
 
-# sort name → (column, SQL type for the cursor's bound, cursor value kind)
-SORT_KEYS: dict[str, tuple[str, str, KeyKind]] = {
-    "created_at": ("i.created_at", "timestamptz", "datetime"),
-    "name": ("i.name", "text", "str"),
-    "price": ("i.price", "numeric", "decimal"),
+UUID_T = UUID(as_uuid=True)
+# sort name → (column, cursor value kind)
+SORT_KEYS: dict[str, tuple[Any, KeyKind]] = {
+    "created_at": (items.c.created_at, "datetime"),
+    "name": (items.c.name, "str"),
+    "price": (items.c.price, "decimal"),
 }
-OWNER_EXISTS = Statement("SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2)")
-HAS_TAG = (
-    "EXISTS (SELECT 1 FROM item_tags it JOIN tags t ON t.tenant_id = it.tenant_id AND t.id = it.tag_id"
-    " WHERE it.tenant_id = i.tenant_id AND it.item_id = i.id AND ({match}))"
-)
+SORTS = tuple(f"{sign}{key}" for key in SORT_KEYS for sign in ("", "-"))
 
 
-class _Query:
-    """WHERE conditions with their bind parameters; $1 is the tenant."""
+class Filters(NamedTuple):
+    """Which filters a request uses (the shape), never their values."""
 
-    def __init__(self) -> None:
-        self.conditions = ["i.tenant_id = $1"]
-        self.args: list[Any] = []
+    q: bool
+    min_price: bool
+    max_price: bool
+    in_stock: bool | None
+    tags: bool
+    owner: bool
 
-    def bind(self, value: Any) -> str:
-        self.args.append(value)
-        return f"${len(self.args) + 1}"
 
-    @property
-    def where(self) -> str:
-        return " AND ".join(self.conditions)
+def _conditions(shape: Filters) -> list[Any]:
+    conditions = [items.c.tenant_id == TENANT]
+    if shape.q:
+        pattern = param("q_pattern", Text)
+        conditions.append(or_(items.c.name.ilike(pattern, escape="\\"), items.c.description.ilike(pattern, escape="\\")))
+    if shape.min_price:
+        conditions.append(items.c.price >= param("min_price", items.c.price.type))
+    if shape.max_price:
+        conditions.append(items.c.price <= param("max_price", items.c.price.type))
+    if shape.in_stock is not None:
+        zero = literal_column("0", Integer)
+        conditions.append(items.c.stock_quantity > zero if shape.in_stock else items.c.stock_quantity == zero)
+    if shape.tags:
+        conditions.append(_carries_every_tag())
+    if shape.owner:
+        conditions.append(items.c.owner_id == param("owner_id", UUID_T))
+    return conditions
+
+
+def _carries_every_tag() -> Any:
+    """No wanted tag that the item lacks. A wanted tag is an id or a name (case-insensitive):
+    `tag_ids[k]` is NULL when the k-th value is not a UUID, so only the name can match."""
+    wanted = func.unnest(param("tag_ids", ARRAY(UUID_T)), param("tag_names", ARRAY(Text))).table_valued(
+        "id", "name"
+    ).render_derived(name="wanted")
+    carried = exists().select_from(
+        item_tags.join(tags, and_(tags.c.tenant_id == TENANT, tags.c.id == item_tags.c.tag_id))
+    ).where(
+        item_tags.c.tenant_id == TENANT,
+        item_tags.c.item_id == items.c.id,
+        or_(tags.c.id == wanted.c.id, func.lower(tags.c.name) == func.lower(wanted.c.name)),
+    ).correlate(items, wanted)  # items is two levels up: SQLAlchemy auto-correlates one level only
+    return not_(exists().select_from(wanted).where(not_(carried)))
+
+
+def _filter_shapes() -> list[tuple[Filters]]:
+    flags = (False, True)
+    return [(Filters(*combo),) for combo in itertools.product(flags, flags, flags, (None, False, True), flags, flags)]
+
+
+def _page_shapes() -> list[tuple[Filters, str, bool]]:
+    return [(f, sort, cursor) for (f,) in _filter_shapes() for sort in SORTS for cursor in (False, True)]
+
+
+def _widest_pages() -> list[tuple[Filters, str, bool]]:
+    return [(Filters(True, True, True, True, True, True), sort, True) for sort in SORTS]
+
+
+@statement_family(_page_shapes, _widest_pages)
+def page_statement(shape: Filters, sort: str, cursor: bool) -> TenantStatement:
+    column, _ = SORT_KEYS[sort.lstrip("-")]
+    descending = sort.startswith("-")
+    conditions = _conditions(shape)
+    if cursor:
+        bound = tuple_(param("after_value", column.type), param("after_id", UUID_T))
+        key = tuple_(column, items.c.id)
+        conditions.append(key < bound if descending else key > bound)
+    order = (column.desc(), items.c.id.desc()) if descending else (column, items.c.id)
+    stmt = select(*ITEM_WITH_TAGS).where(*conditions).order_by(*order).limit(param("limit", Integer))
+    return compile_checked(stmt, f"list_items{tuple(shape)}{sort}{'+cursor' if cursor else ''}")
+
+
+@statement_family(_filter_shapes, lambda: [(Filters(True, True, True, True, True, True),)])
+def count_statement(shape: Filters) -> TenantStatement:
+    return compile_checked(select(func.count()).select_from(items).where(*_conditions(shape)), f"count_items{tuple(shape)}")
 
 
 async def list_items(db: TenantDB, params: ItemListParams) -> tuple[list[dict[str, Any]], str | None, int | None]:
     """(page, next_cursor, total). Keyset on (sort key, id): deep pages cost what the first
     does, and rows inserted meanwhile never shift the pages (no duplicates, no gaps)."""
-    query = await _filters(db, params)
-    total = None
-    if params.include_total:
-        total = await db.fetchval(statement(f"SELECT count(*) FROM items i WHERE {query.where}"), *query.args)
+    shape, values = await _filters(db, params)
+    total = await db.fetchval(count_statement(shape), **values) if params.include_total else None
 
     key_name = params.sort.lstrip("-")
-    descending = params.sort.startswith("-")
-    column, sql_type, kind = SORT_KEYS[key_name]
     if params.cursor:
-        value, last_id = decode_cursor(params.cursor, params.sort, kind)
-        bound = f"({query.bind(value)}::{sql_type}, {query.bind(last_id)}::uuid)"
-        query.conditions.append(f"({column}, i.id) {'<' if descending else '>'} {bound}")
-    direction = " DESC" if descending else ""
+        values["after_value"], values["after_id"] = decode_cursor(params.cursor, params.sort, SORT_KEYS[key_name][1])
     # One row more than asked: tells whether a next page exists without a COUNT.
-    limit = query.bind(params.limit + 1)
-    sql = (f"SELECT {COLUMNS}, {TAGS} FROM items i WHERE {query.where}"
-           f" ORDER BY {column}{direction}, i.id{direction} LIMIT {limit}")
-    rows = await db.fetch(statement(sql), *query.args)
+    rows = await db.fetch(page_statement(shape, params.sort, bool(params.cursor)), **values, limit=params.limit + 1)
 
-    items = [dict(row) for row in rows[: params.limit]]
+    page = [dict(row) for row in rows[: params.limit]]
     next_cursor = None
     if len(rows) > params.limit:
-        last = items[-1]
+        last = page[-1]
         next_cursor = encode_cursor(params.sort, last[key_name], last["id"])
-    return items, next_cursor, total
+    return page, next_cursor, total
 
 
-async def _filters(db: TenantDB, params: ItemListParams) -> _Query:
-    query = _Query()
+async def _filters(db: TenantDB, params: ItemListParams) -> tuple[Filters, dict[str, Any]]:
+    values: dict[str, Any] = {}
     if params.q:
-        pattern = query.bind(f"%{escape_like(params.q)}%")
-        query.conditions.append(f"(i.name ILIKE {pattern} ESCAPE '\\' OR i.description ILIKE {pattern} ESCAPE '\\')")
+        values["q_pattern"] = f"%{escape_like(params.q)}%"
     if params.min_price is not None:
-        query.conditions.append(f"i.price >= {query.bind(params.min_price)}")
+        values["min_price"] = params.min_price
     if params.max_price is not None:
         if params.min_price is not None and params.max_price < params.min_price:
             raise Invalid(["query", "max_price"], "must not be less than min_price")
-        query.conditions.append(f"i.price <= {query.bind(params.max_price)}")
-    if params.in_stock is not None:
-        query.conditions.append("i.stock_quantity > 0" if params.in_stock else "i.stock_quantity = 0")
-    for value in dict.fromkeys(params.tag):
-        query.conditions.append(HAS_TAG.format(match=_tag_match(query, value)))
+        values["max_price"] = params.max_price
+    wanted = list(dict.fromkeys(params.tag))
+    if wanted:
+        values["tag_ids"] = [_as_uuid(value) for value in wanted]
+        values["tag_names"] = wanted
     if params.owner_id is not None:
         # Another tenant's user is as unknown as a missing one: 404, never an empty page.
-        if not await db.fetchval(OWNER_EXISTS, params.owner_id):
+        if not await db.fetchval(OWNER_EXISTS, owner_id=params.owner_id):
             raise NotFound("owner not found")
-        query.conditions.append(f"i.owner_id = {query.bind(params.owner_id)}")
-    return query
+        values["owner_id"] = params.owner_id
+    shape = Filters(
+        q=bool(params.q), min_price=params.min_price is not None, max_price=params.max_price is not None,
+        in_stock=params.in_stock, tags=bool(wanted), owner=params.owner_id is not None,
+    )
+    return shape, values
 
 
-def _tag_match(query: _Query, value: str) -> str:
-    """The tag whose id is `value` or whose name is `value`, case-insensitively."""
-    match = f"lower(t.name) = lower({query.bind(value)})"
+def _as_uuid(value: str) -> uuid.UUID | None:
     try:
-        return f"t.id = {query.bind(uuid.UUID(value))} OR {match}"
+        return uuid.UUID(value)
     except ValueError:
-        return match
-
-
-def escape_like(text: str) -> str:
-    """User input matched literally: %, _ and the escape character itself lose their meaning."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return None

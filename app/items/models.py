@@ -45,7 +45,6 @@ item_tags = Table(
 class Tag(UUIDPrimaryKey, TenantBase):
     __tablename__ = "tags"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "id"),
         # Case-insensitive uniqueness per tenant.
         Index("uq_tags_tenant_id_lower_name", "tenant_id", text("lower(name)"), unique=True),
     )
@@ -56,7 +55,6 @@ class Tag(UUIDPrimaryKey, TenantBase):
 class Item(UUIDPrimaryKey, Timestamps, TenantBase):
     __tablename__ = "items"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "id"),
         UniqueConstraint("tenant_id", "name"),
         ForeignKeyConstraint(
             ["tenant_id", "owner_id"], ["users.tenant_id", "users.id"], ondelete="RESTRICT"
@@ -71,14 +69,9 @@ class Item(UUIDPrimaryKey, Timestamps, TenantBase):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False)
-    stock_quantity: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    stock_quantity: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     owner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-
-    # UPDATE ... WHERE version = :seen: two writers that read the same version cannot both win.
-    # eager_defaults: UPDATE ... RETURNING updated_at, so a written item is complete without a
-    # reload (an expired attribute would be an implicit lazy load in async code).
-    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
 
     # Both join conditions copy tenant_id into item_tags: the same value, since before_flush
     # refuses rows of another tenant, and the two composite FKs plus RLS reject a mismatch.

@@ -1,83 +1,256 @@
-"""The items' SQL. Each statement takes the tenant as $1 and scopes itself to it (TenantDB checks
-that at import); RLS scopes it again in PostgreSQL. Rows come back in ItemRead's shape."""
+"""The items' and tags' statements: Core expressions over the model tables, compiled once.
+
+Each is checked by `tenant_statement` (every tenant table scoped to `:tenant`, every insert
+writing it) and scoped again by RLS in PostgreSQL. Rows come back in ItemRead's shape.
+Renaming a model attribute used here fails at import, so `create_app()` fails, not a request.
+"""
 
 from __future__ import annotations
 
-from app.db.tenant_db import Statement, statement
+import typing
+from typing import Any
 
-COLUMNS = "i.id, i.name, i.description, i.price, i.stock_quantity, i.owner_id, i.version, i.created_at, i.updated_at"
-# The item's tags as a JSON array, in the same statement (ItemRead sorts them).
-TAGS = (
-    "COALESCE((SELECT json_agg(json_build_object('id', t.id, 'name', t.name))"
-    " FROM item_tags it JOIN tags t ON t.tenant_id = it.tenant_id AND t.id = it.tag_id"
-    " WHERE it.tenant_id = i.tenant_id AND it.item_id = i.id), '[]'::json) AS tags"
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSON, UUID, distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from app.db.statements import TenantStatement, compile_checked, statement_family, tenant_statement
+from app.db.tenant_rule import TENANT
+from app.items.models import Item, Tag, item_tags
+from app.users.models import User
+
+items = typing.cast(Table, Item.__table__)
+tags = typing.cast(Table, Tag.__table__)
+users = typing.cast(Table, User.__table__)
+UUID_T = UUID(as_uuid=True)
+UUIDS = ARRAY(UUID_T)
+TEXTS = ARRAY(Text)
+
+# The item's response columns, in ItemRead's shape (tags added below).
+ITEM_COLUMNS = (
+    items.c.id, items.c.name, items.c.description, items.c.price, items.c.stock_quantity,
+    items.c.owner_id, items.c.version, items.c.created_at, items.c.updated_at,
+)
+UPDATABLE = ("name", "description", "price", "stock_quantity")
+
+
+def param(name: str, type_: Any) -> Any:
+    return bindparam(name, type_=type_)
+
+
+def item_tags_json(item: Any = items) -> Any:
+    """The item's tags as a JSON array, in the same statement (ItemRead sorts them)."""
+    tag_object = func.json_build_object(literal_column("'id'"), tags.c.id, literal_column("'name'"), tags.c.name)
+    linked = (
+        select(func.json_agg(tag_object))
+        .select_from(item_tags.join(tags, and_(tags.c.tenant_id == TENANT, tags.c.id == item_tags.c.tag_id)))
+        .where(item_tags.c.tenant_id == TENANT, item_tags.c.item_id == item.c.id)
+        .scalar_subquery()
+    )
+    return func.coalesce(linked, cast(literal_column("'[]'"), JSON)).label("tags")
+
+
+ITEM_ID = param("item_id", UUID_T)
+SEEN_VERSION = param("seen_version", Integer)
+ITEM_WITH_TAGS = (*ITEM_COLUMNS, item_tags_json())
+
+GET_ITEM = tenant_statement(
+    select(*ITEM_WITH_TAGS).where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID), "get_item"
 )
 
-GET_ITEM = Statement(f"SELECT {COLUMNS}, {TAGS} FROM items i WHERE i.tenant_id = $1 AND i.id = $2")
+
+def _new_item_values() -> dict[str, Any]:
+    return {
+        "tenant_id": TENANT,
+        "name": param("new_name", items.c.name.type),
+        "description": param("new_description", items.c.description.type),
+        "price": param("new_price", items.c.price.type),
+        "stock_quantity": param("new_stock_quantity", items.c.stock_quantity.type),
+        "owner_id": param("new_owner_id", UUID_T),
+    }
+
 
 # One statement for the item and its links. The tag ids were resolved in this tenant first.
-INSERT_ITEM = Statement(
-    "WITH i AS (INSERT INTO items (tenant_id, id, name, description, price, stock_quantity, owner_id, version)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, 1) RETURNING *),"
-    " links AS (INSERT INTO item_tags (tenant_id, item_id, tag_id) SELECT $1, $2, unnest($8::uuid[]))"
-    f" SELECT {COLUMNS} FROM i"
+_inserted = insert(items).values(id=ITEM_ID, **_new_item_values()).returning(*ITEM_COLUMNS).cte("inserted")
+_links = insert(item_tags).from_select(
+    ["tenant_id", "item_id", "tag_id"], select(TENANT, ITEM_ID, func.unnest(param("tag_ids", UUIDS)))
+).cte("links")
+INSERT_ITEM = tenant_statement(select(*_inserted.c).add_cte(_links), "insert_item")
+
+# A batch as arrays, unnested into rows: one statement whatever the batch size.
+_batch = func.unnest(
+    param("ids", UUIDS), param("names", TEXTS), param("descriptions", TEXTS),
+    param("prices", ARRAY(items.c.price.type)), param("stocks", ARRAY(Integer)),
+).table_valued("id", "name", "description", "price", "stock_quantity").render_derived(name="batch")
+INSERT_ITEMS = tenant_statement(
+    insert(items).from_select(
+        ["tenant_id", "id", "name", "description", "price", "stock_quantity", "owner_id"],
+        select(TENANT, _batch.c.id, _batch.c.name, _batch.c.description, _batch.c.price,
+               _batch.c.stock_quantity, param("new_owner_id", UUID_T)),
+    ).returning(*ITEM_COLUMNS),
+    "insert_items",
 )
 
-INSERT_ITEMS = Statement(
-    "INSERT INTO items (tenant_id, id, name, description, price, stock_quantity, owner_id, version)"
-    " SELECT $1, b.id, b.name, b.description, b.price, b.stock, $2, 1"
-    " FROM unnest($3::uuid[], $4::text[], $5::text[], $6::numeric[], $7::int[]) AS b(id, name, description, price, stock)"
-    f" RETURNING {COLUMNS.replace('i.', '')}"
-)
-
-INSERT_LINKS = Statement(
-    "INSERT INTO item_tags (tenant_id, item_id, tag_id) SELECT $1, l.item_id, l.tag_id"
-    " FROM unnest($2::uuid[], $3::uuid[]) AS l(item_id, tag_id)"
+_link_rows = func.unnest(param("link_item_ids", UUIDS), param("link_tag_ids", UUIDS)).table_valued(
+    "item_id", "tag_id"
+).render_derived(name="l")
+INSERT_LINKS = tenant_statement(
+    insert(item_tags).from_select(["tenant_id", "item_id", "tag_id"], select(TENANT, _link_rows.c.item_id,
+                                                                           _link_rows.c.tag_id)),
+    "insert_links",
 )
 
 # Writes are guarded by the version the request read: of two writers of one version, the
 # second matches no row (412), whether or not the client sent If-Match.
-DELETE_ITEM = Statement("DELETE FROM items WHERE tenant_id = $1 AND id = $2 AND version = $3")
-
-REPLACE_LINKS = Statement(
-    "WITH gone AS (DELETE FROM item_tags WHERE tenant_id = $1 AND item_id = $2 AND tag_id <> ALL($3::uuid[]))"
-    " INSERT INTO item_tags (tenant_id, item_id, tag_id) SELECT $1, $2, unnest($3::uuid[]) ON CONFLICT DO NOTHING"
+DELETE_ITEM = tenant_statement(
+    delete(items).where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID, items.c.version == SEEN_VERSION),
+    "delete_item",
 )
 
-TAKEN_NAMES = Statement("SELECT name FROM items WHERE tenant_id = $1 AND name = ANY($2::text[]) LIMIT 1")
+_TAG_IDS = param("tag_ids", UUIDS)
+_gone = delete(item_tags).where(
+    item_tags.c.tenant_id == TENANT, item_tags.c.item_id == ITEM_ID, item_tags.c.tag_id != func.all(_TAG_IDS)
+).cte("gone")
+REPLACE_LINKS = tenant_statement(
+    pg_insert(item_tags)
+    .from_select(["tenant_id", "item_id", "tag_id"], select(TENANT, ITEM_ID, func.unnest(_TAG_IDS)))
+    .on_conflict_do_nothing()
+    .add_cte(_gone),
+    "replace_links",
+)
 
-USER_STATE = Statement("SELECT is_active FROM users WHERE tenant_id = $1 AND id = $2")
+TAKEN_NAMES = tenant_statement(
+    select(items.c.name).where(items.c.tenant_id == TENANT, items.c.name == any_(param("names", TEXTS))).limit(literal_column("1", Integer)),
+    "taken_names",
+)
 
-TAGS_BY_ID = Statement("SELECT id, name FROM tags WHERE tenant_id = $1 AND id = ANY($2::uuid[])")
+USER_STATE = tenant_statement(
+    select(users.c.is_active).where(users.c.tenant_id == TENANT, users.c.id == param("user_id", UUID_T)),
+    "user_state",
+)
+OWNER_EXISTS = tenant_statement(
+    select(exists().where(users.c.tenant_id == TENANT, users.c.id == param("owner_id", UUID_T))), "owner_exists"
+)
 
-# Tags by name, case-insensitively (PostgreSQL's lower(), the one the unique index uses),
-# creating the missing ones with the first spelling given. ON CONFLICT settles a race with a
-# concurrent request creating the same tag; a name it committed after this statement's
-# snapshot comes back NULL here and is matched again by TAGS_BY_NAME.
-UPSERT_TAGS = Statement(
-    "WITH given AS (SELECT g.name, g.ord FROM unnest($2::text[]) WITH ORDINALITY AS g(name, ord)),"
-    " created AS (INSERT INTO tags (tenant_id, id, name)"
-    "   SELECT $1, gen_random_uuid(), first.name FROM ("
+TAGS_BY_ID = tenant_statement(
+    select(tags.c.id, tags.c.name).where(tags.c.tenant_id == TENANT, tags.c.id == any_(param("ids", UUIDS))),
+    "tags_by_id",
+)
+
+
+def _upsert_tags() -> Any:
+    """Tags by name, case-insensitively (PostgreSQL's lower(), the one the unique index uses),
+    creating the missing ones with the first spelling given. ON CONFLICT settles a race with a
+    concurrent request creating the same tag; a name it committed after this statement's
+    snapshot comes back NULL here and is matched again by TAGS_BY_NAME."""
+    given_rows = func.unnest(param("names", TEXTS)).table_valued("name", with_ordinality="ord").render_derived()
+    given = select(given_rows.c.name, given_rows.c.ord).cte("given")
+    existing = exists().where(tags.c.tenant_id == TENANT, func.lower(tags.c.name) == func.lower(given.c.name))
     # One spelling per lower(name), the first given: the plan may reorder rows, DISTINCT ON may not.
-    "     SELECT DISTINCT ON (lower(g.name)) g.name FROM given g"
-    "     WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.tenant_id = $1 AND lower(t.name) = lower(g.name))"
-    "     ORDER BY lower(g.name), g.ord) AS first"
-    "   ON CONFLICT (tenant_id, lower(name)) DO NOTHING RETURNING id, name)"
-    " SELECT g.name AS given, COALESCE(t.id, c.id) AS id, COALESCE(t.name, c.name) AS name FROM given g"
-    " LEFT JOIN tags t ON t.tenant_id = $1 AND lower(t.name) = lower(g.name)"
-    " LEFT JOIN created c ON lower(c.name) = lower(g.name)"
-)
-TAGS_BY_NAME = Statement(
-    "SELECT g.name AS given, t.id, t.name FROM unnest($2::text[]) AS g(name)"
-    " JOIN tags t ON t.tenant_id = $1 AND lower(t.name) = lower(g.name)"
-)
-
-
-def update_item(fields: list[str]) -> Statement:
-    """UPDATE of the given columns ($4, $5, ... in order), bumping version and updated_at."""
-    sets = "".join(f"{field} = ${n}, " for n, field in enumerate(fields, start=4))
-    return statement(
-        f"WITH i AS (UPDATE items SET {sets}version = version + 1, updated_at = now()"
-        " WHERE tenant_id = $1 AND id = $2 AND version = $3 RETURNING *)"
-        f" SELECT {COLUMNS}, {TAGS} FROM i"
+    first = (
+        select(given.c.name).ext(distinct_on(func.lower(given.c.name))).where(not_(existing))
+        .order_by(func.lower(given.c.name), given.c.ord).subquery("first")
     )
+    created = (
+        pg_insert(tags)
+        .from_select(["tenant_id", "id", "name"], select(TENANT, func.gen_random_uuid(), first.c.name))
+        .on_conflict_do_nothing(index_elements=[tags.c.tenant_id, func.lower(tags.c.name)])
+        .returning(tags.c.id, tags.c.name)
+        .cte("created")
+    )
+    joined = given.outerjoin(tags, and_(tags.c.tenant_id == TENANT, func.lower(tags.c.name) == func.lower(given.c.name)))
+    joined = joined.outerjoin(created, func.lower(created.c.name) == func.lower(given.c.name))
+    return select(
+        given.c.name.label("given"),
+        func.coalesce(tags.c.id, created.c.id).label("id"),
+        func.coalesce(tags.c.name, created.c.name).label("name"),
+    ).select_from(joined)
+
+
+UPSERT_TAGS = tenant_statement(_upsert_tags(), "upsert_tags")
+
+_wanted = func.unnest(param("names", TEXTS)).table_valued("name").render_derived(name="g")
+TAGS_BY_NAME = tenant_statement(
+    select(_wanted.c.name.label("given"), tags.c.id, tags.c.name).select_from(
+        _wanted.join(tags, and_(tags.c.tenant_id == TENANT, func.lower(tags.c.name) == func.lower(_wanted.c.name)))
+    ),
+    "tags_by_name",
+)
+
+
+def _update_shapes() -> list[tuple[tuple[str, ...]]]:
+    from itertools import combinations
+
+    columns = (*UPDATABLE, "owner_id")
+    return [(fields,) for n in range(len(columns) + 1) for fields in combinations(columns, n)]
+
+
+@statement_family(_update_shapes, lambda: [((*UPDATABLE, "owner_id"),)])
+def update_item(fields: tuple[str, ...]) -> TenantStatement:
+    """UPDATE of the given columns (bound as `new_<column>`), bumping version and updated_at."""
+    values = {field: param(f"new_{field}", items.c[field].type) for field in fields}
+    updated = (
+        update(items)
+        .where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID, items.c.version == SEEN_VERSION)
+        .values(**values, version=items.c.version + literal_column("1", Integer), updated_at=func.now())
+        .returning(*ITEM_COLUMNS)
+        .cte("updated")
+    )
+    return compile_checked(select(*updated.c, item_tags_json(updated)), f"update_item{fields}")
+
+
+def _patch_shapes() -> list[tuple[tuple[str, ...], bool, bool]]:
+    from itertools import combinations
+
+    subsets = [fields for n in range(1, len(UPDATABLE) + 1) for fields in combinations(UPDATABLE, n)]
+    return [(fields, member, if_match) for fields in subsets for member in (False, True) for if_match in (False, True)]
+
+
+@statement_family(_patch_shapes, lambda: [(UPDATABLE, True, True)])
+def patch_item(fields: tuple[str, ...], member: bool, if_match: bool) -> TenantStatement:
+    """PATCH in one statement: the rules of a read-then-write, without the read.
+
+    - `seen` is the version this statement's snapshot holds. Of two concurrent writers, the
+      second waits for the first's row lock, then re-checks `version = seen.version` against
+      the committed row and matches nothing (412), exactly as a read-then-write would.
+    - members change only their own items (`owner_id = :caller_id`), If-Match narrows the
+      versions; no row means 404, 403 or 412, which the caller then tells apart by reading.
+    - values equal to the stored ones do not bump the version or updated_at (nor the ETag).
+    """
+    seen = select(items.c.version).where(items.c.tenant_id == TENANT, items.c.id == ITEM_ID).cte("seen")
+    new = {field: param(f"new_{field}", items.c[field].type) for field in fields}
+    changed = or_(*(items.c[field].is_distinct_from(value) for field, value in new.items()))
+    conditions = [items.c.tenant_id == TENANT, items.c.id == ITEM_ID, items.c.version == seen.c.version]
+    if member:
+        conditions.append(items.c.owner_id == param("caller_id", UUID_T))
+    if if_match:
+        conditions.append(items.c.version == any_(param("expected", ARRAY(Integer))))
+    one, zero = literal_column("1", Integer), literal_column("0", Integer)
+    updated = (
+        update(items)
+        .where(*conditions)
+        .values(**new, version=items.c.version + case((changed, one), else_=zero),
+                updated_at=case((changed, func.now()), else_=items.c.updated_at))
+        .returning(*ITEM_COLUMNS)
+        .cte("updated")
+    )
+    return compile_checked(select(*updated.c, item_tags_json(updated)), f"patch_item{fields}{member}{if_match}")

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.core.query_params import query_model
+from app.core.routing import AuthenticatedRoute, require_principal
 from app.core.schemas import Page
-from app.db.tenant_db import TenantDBRoute, tenant_db
+from app.db.tenant_db import tenant_db
 from app.items import service as item_service
 from app.items.schemas import (
     ItemBulkCreate,
@@ -21,7 +22,7 @@ from app.items.schemas import (
     ItemUpdate,
 )
 
-router = APIRouter(prefix="/items", tags=["items"], route_class=TenantDBRoute)
+router = APIRouter(prefix="/items", tags=["items"], route_class=AuthenticatedRoute)
 
 
 def _header_doc(name: str, description: str) -> dict:
@@ -71,7 +72,7 @@ def _matches_none(header: str | None, item: dict) -> bool:
 @router.post("", response_model=ItemRead, status_code=201)
 async def create_item(data: ItemCreate, request: Request, response: Response):
     """Create an item owned by the caller; tags by id and/or by name (missing names are created)."""
-    async with tenant_db(request) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         item = await item_service.create_item(db, data)
     response.headers["ETag"] = etag(item)
     response.headers["Location"] = request.url_for("get_item", item_id=item["id"]).path
@@ -84,7 +85,7 @@ list_params, LIST_PARAMS_DOC = query_model(ItemListParams)
 @router.get("", response_model=Page[ItemRead], openapi_extra=LIST_PARAMS_DOC)
 async def list_items(params: Annotated[ItemListParams, Depends(list_params)], request: Request):
     """Search the tenant's items; pass `next_cursor` back as `cursor` (with the same sort)."""
-    async with tenant_db(request) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         items, next_cursor, total = await item_service.list_items(db, params)
     return {"items": items, "next_cursor": next_cursor, "total": total}
 
@@ -92,14 +93,14 @@ async def list_items(params: Annotated[ItemListParams, Depends(list_params)], re
 @router.post("/bulk", response_model=ItemBulkRead, status_code=201)
 async def bulk_create(data: ItemBulkCreate, request: Request):
     """Up to 500 items, all or nothing; an invalid item is a 422 naming its index."""
-    async with tenant_db(request) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         return {"items": await item_service.bulk_create(db, data)}
 
 
 @router.get("/{item_id}", response_model=ItemRead, responses={304: {"description": "not modified"}},
             openapi_extra=IF_NONE_MATCH)
 async def get_item(item_id: uuid.UUID, request: Request, response: Response):
-    async with tenant_db(request) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         item = await item_service.read_item(db, item_id)
     if _matches_none(request.headers.get("if-none-match"), item):
         return Response(status_code=304, headers={"ETag": etag(item)})
@@ -111,7 +112,7 @@ async def get_item(item_id: uuid.UUID, request: Request, response: Response):
               openapi_extra=IF_MATCH)
 async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, response: Response):
     """Partial update (only the fields sent). Members may change only their own items."""
-    async with tenant_db(request) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         item = await item_service.update_item(db, item_id, data, if_match(request))
     response.headers["ETag"] = etag(item)
     return item
@@ -120,7 +121,7 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, re
 @router.delete("/{item_id}", status_code=204, responses={412: {"description": "version mismatch"}},
                openapi_extra=IF_MATCH)
 async def delete_item(item_id: uuid.UUID, request: Request):
-    async with tenant_db(request) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         await item_service.delete_item(db, item_id, if_match(request))
     return Response(status_code=204)
 
@@ -129,7 +130,7 @@ async def delete_item(item_id: uuid.UUID, request: Request):
              openapi_extra=IF_MATCH)
 async def transfer_item(item_id: uuid.UUID, data: ItemTransfer, request: Request, response: Response):
     """Hand the item to another active user of the tenant."""
-    async with tenant_db(request) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
         item = await item_service.transfer_item(db, item_id, data.owner_id, if_match(request))
     response.headers["ETag"] = etag(item)
     return item

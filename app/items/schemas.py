@@ -9,19 +9,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from app.core.schemas import InputSchema, OutputSchema
+from app.core.schemas import InputSchema, OutputSchema, db_safe
 
 MAX_BULK_ITEMS = 500
 MAX_TAGS_PER_ITEM = 50
 MAX_TAG_FILTERS = 20
 CENT = Decimal("0.01")
-
-
-def _db_safe(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refusing it here keeps it a 422 rather than a 500.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
 
 
 def _to_cents(value: Decimal) -> Decimal:
@@ -31,9 +24,9 @@ def _to_cents(value: Decimal) -> Decimal:
     return Decimal("0.00") if value == 0 else value
 
 
-ItemName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_db_safe)]
-Description = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_db_safe)]
-TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_db_safe)]
+ItemName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(db_safe)]
+Description = Annotated[str, StringConstraints(max_length=5000), AfterValidator(db_safe)]
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(db_safe)]
 Price = Annotated[
     Decimal, Field(max_digits=12, decimal_places=2, ge=0, allow_inf_nan=False), AfterValidator(_to_cents)
 ]
@@ -127,7 +120,7 @@ class ItemListParams(BaseModel):
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=1024, description="next_cursor of the previous page")
     sort: ItemSort = "created_at"
-    q: Annotated[str, StringConstraints(max_length=200), AfterValidator(_db_safe)] | None = Field(
+    q: Annotated[str, StringConstraints(max_length=200), AfterValidator(db_safe)] | None = Field(
         None, description="case-insensitive substring of name or description"
     )
     min_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)] | None = None

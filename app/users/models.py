@@ -18,11 +18,8 @@ class Role(StrEnum):
 
 class User(UUIDPrimaryKey, Timestamps, TenantBase):
     __tablename__ = "users"
-    __table_args__ = (
-        # The target of every composite FK (tenant_id, user_id) from other tenant tables.
-        UniqueConstraint("tenant_id", "id"),
-        UniqueConstraint("tenant_id", "email"),
-    )
+    # The primary key (tenant_id, id) is the target of every composite FK (tenant_id, user_id).
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
 
     email: Mapped[str] = mapped_column(String(320), nullable=False)
     full_name: Mapped[str] = mapped_column(String(200), nullable=False, server_default=text("''"))
@@ -31,6 +28,3 @@ class User(UUIDPrimaryKey, Timestamps, TenantBase):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     # Bumped on password change / deactivation: access tokens carry it, so old ones stop working.
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-
-    # UPDATE ... RETURNING updated_at: responses are built from the row without a reload.
-    __mapper_args__ = {"eager_defaults": True}

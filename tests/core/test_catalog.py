@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from app.db.base import tenant_tables
+from app.models import tenant_tables
 from app.db.guard import isolation_problems
 from app.db.rls import POLICY
 from tests.core.conftest import SEEDED_TABLES

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.core.config import DEFAULT_SECRET_KEY, MIN_PROD_SECRET_LENGTH, Environment, Settings
-from app.db.base import tenant_tables
+from app.models import tenant_tables
 from app.db.engine import to_async_url
 from app.db.guard import isolation_problems
 from app.db.setup import bootstrap, run_migrations

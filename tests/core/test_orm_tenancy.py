@@ -10,6 +10,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.orm import aliased, selectinload
 
@@ -202,12 +203,18 @@ async def test_orm_update_and_delete_statements_are_filtered(layer, tenant_a, te
 
 
 async def test_bulk_update_by_primary_key_cannot_reach_another_tenant(layer, tenant_a, tenant_b, superuser_engine):
-    """session.execute(update(Model), [{"id": ...}, ...]): the ORM's bulk-by-primary-key form."""
+    """session.execute(update(Model), [{...primary key...}, ...]): the ORM's bulk-by-primary-key form.
+
+    The key is (tenant_id, id): rows without tenant_id are refused outright, and rows naming
+    another tenant match nothing (the tenant criteria is added to the statement)."""
+    async with layer(tenant_a.id) as session, session.begin():
+        with pytest.raises(InvalidRequestError, match="tenant_id"):
+            await session.execute(update(Tag), [{"id": tenant_b.tag_ids[0], "name": "b-renamed-by-a"}])
     async with layer(tenant_a.id) as session, session.begin():
         await session.execute(
             update(Tag),
-            [{"id": tenant_a.tag_ids[0], "name": f"a-renamed-{uuid.uuid4().hex[:6]}"},
-             {"id": tenant_b.tag_ids[0], "name": "b-renamed-by-a"}],
+            [{"tenant_id": tenant_a.id, "id": tenant_a.tag_ids[0], "name": f"a-renamed-{uuid.uuid4().hex[:6]}"},
+             {"tenant_id": tenant_b.id, "id": tenant_b.tag_ids[0], "name": "b-renamed-by-a"}],
         )
     async with superuser_engine.connect() as su:
         name = (await su.execute(text("SELECT name FROM tags WHERE id = :id"), {"id": tenant_b.tag_ids[0]})).scalar_one()

@@ -6,7 +6,7 @@ import contextlib
 
 from sqlalchemy import event, select, text
 
-from app.auth.dependencies import ENTER_SQL
+from app.db.tenant_db import ENTER_SQL
 from app.db.tenancy import TENANT_SET_BY_FIRST_STATEMENT
 from app.users.models import User
 
@@ -63,5 +63,5 @@ async def test_enter_returns_nothing_for_suspended_tenant(factory, sessionmaker)
     async with sessionmaker() as session, session.begin():
         await tenant_service.set_status(session, t.slug, TenantStatus.suspended)
     async with factory.session_for(t.id) as session:
-        rows = (await session.execute(ENTER_SQL, {"tenant": t.id, "user": t.owner.id})).all()
+        rows = (await session.execute(ENTER_SQL, {"tenant": t.id, "user_id": t.owner.id})).all()
         assert rows == []

@@ -10,7 +10,13 @@ import asyncio
 
 import pytest
 
-from app.db.tenant_db import ENTER_SQL, Caller, Statement, TenantDB
+from sqlalchemy import func, select
+
+from app.db.statements import compile_checked
+from app.db.tenant_db import _ENTER, Caller, TenantDB
+from app.db.tenant_rule import TENANT
+from app.items.queries import items
+from app.users.models import Role
 from tests.items.conftest import ITEMS, create_item
 
 
@@ -82,7 +88,7 @@ async def test_no_token_means_no_transaction_at_all(client, engine):
 
 async def test_rls_still_scopes_sql_that_forgets_the_tenant(factory, engine, client):
     """Layer 2 alone: after tenantry_enter for tenant A, SQL without any tenant filter (which
-    Statement would refuse) still sees only A's rows, and cannot write a row of B."""
+    the statement check would refuse) still sees only A's rows, and cannot write a row of B."""
     a, b = await factory.tenant(), await factory.tenant()
     await create_item(client, a.owner)
     await create_item(client, b.owner)
@@ -91,11 +97,12 @@ async def test_rls_still_scopes_sql_that_forgets_the_tenant(factory, engine, cli
     try:
         conn = pooled.driver_connection
         async with conn.transaction():
-            assert await conn.fetchrow(ENTER_SQL, a.id, a.owner.id) is not None
-            db = TenantDB(conn, Caller(a.owner.id, a.id, "owner"))
+            assert await conn.fetchrow(_ENTER, a.id, a.owner.id) is not None
+            db = TenantDB(conn, Caller(a.owner.id, a.id, Role.owner))
             unscoped = await conn.fetchval("SELECT count(*) FROM items")
             assert unscoped == 1
-            assert await db.fetchval(Statement("SELECT count(*) FROM items WHERE tenant_id = $1")) == 1
+            count = compile_checked(select(func.count()).select_from(items).where(items.c.tenant_id == TENANT))
+            assert await db.fetchval(count) == 1
             with pytest.raises(Exception, match="row-level security"):
                 await conn.execute(
                     "INSERT INTO tags (tenant_id, id, name) VALUES ($1, gen_random_uuid(), 'x')", b.id

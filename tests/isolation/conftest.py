@@ -16,7 +16,7 @@ from sqlalchemy import insert, text
 
 from app.auth.models import LoginAttempt, RefreshToken
 from app.core.security import new_opaque_token, token_digest
-from app.db.base import tenant_tables
+from app.models import tenant_tables
 from app.items.models import Item, Tag, item_tags
 from app.users.models import Role
 from tests.conftest import PLATFORM_KEY

@@ -76,7 +76,7 @@ def probe_router() -> APIRouter:
     async def tenant_db_once(request: Request, data: Payload):
         probe: Probe = request.app.state.probe
         probe.attempts += 1
-        async with tenant_db(request) as db:
+        async with tenant_db(request.app.state.engine, request.state.principal) as db:
             if probe.attempts == 1:
                 await db._conn.execute(RAISE_SERIALIZATION)  # test-only: the raw connection
         return {"attempts": probe.attempts, "name": data.name}

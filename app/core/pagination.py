@@ -1,4 +1,4 @@
-"""Opaque keyset cursors: base64url JSON of (sort, last sort-key value, last id).
+"""Keyset pagination helpers for every list: opaque cursors (base64url JSON of sort, last key, last id), LIKE escaping.
 
 A cursor names the sort it was made for, so it cannot be replayed under another ordering;
 anything that does not decode to exactly what the sort expects is a 422, never a 500. Cursors
@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -63,7 +63,7 @@ def _parse_value(value: Any, kind: KeyKind) -> Any:
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
         # asyncpg sends UTC: an offset that pushes the instant past year 1..9999 must fail here.
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     if kind == "decimal":
         number = Decimal(value)
         # Prices are NUMERIC(12,2): anything else cannot come from a real row.
@@ -71,3 +71,8 @@ def _parse_value(value: Any, kind: KeyKind) -> Any:
             raise ValueError("not a price")
         return number
     return value
+
+
+def escape_like(text: str) -> str:
+    """User input matched literally by LIKE/ILIKE: %, _ and the escape character lose their meaning."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
