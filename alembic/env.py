@@ -14,10 +14,10 @@ session lock would stay on a server connection other clients then use.
 
 import asyncio
 
-from alembic import context
 from sqlalchemy import text
 
 import app.models  # noqa: F401  (register every table on the metadata)
+from alembic import context
 from app.core.config import get_settings
 from app.db.base import Base
 from app.db.engine import create_engine

@@ -39,5 +39,6 @@ async def prometheus_metrics(request: Request) -> Response:
     """Prometheus metrics (METRICS_ENABLED): route templates and status codes, no tenant data."""
     if not request.app.state.settings.metrics_enabled:
         return JSONResponse({"error": "not_found", "detail": "Not Found"}, status_code=404)
+    metrics.refresh_gauges(request.app.state)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

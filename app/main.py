@@ -19,9 +19,9 @@ from app.core.openapi import install_openapi
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
 from app.db import budget
 from app.db.engine import create_engine, create_sessionmaker
-from app.db.statements import build_families
 from app.db.guard import assert_isolation
 from app.db.retry import RetryMiddleware
+from app.db.statements import build_families
 
 log = logging.getLogger("tenantry.app")
 

@@ -1,7 +1,7 @@
 """tenantry_schema_revision(): the schema's Alembic revision, readable by the app role.
 
 Revision ID: 0013
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
 `tenantry serve` asks it whether the schema is already at head, so an instance can start with
@@ -9,16 +9,15 @@ only the app role's credentials and skip migrating. The app role has no grant on
 alembic_version (env.py revokes it); this one narrow SECURITY DEFINER function returns the
 revision and nothing else, with a pinned search_path.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
-
 from app.core.config import get_settings
 
 revision: str = "0013"
-down_revision: Union[str, None] = "0003"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0003"  # 0002 on the ops branch; re-chained after main's 0003
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def _app_role() -> str:

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
+GAUGE_INTERVAL = 1.0  # seconds between two refreshes of the pool / hashing gauges in a worker
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -52,27 +53,29 @@ def prepare_multiprocess_dir() -> str:
 
 class _Metrics:
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Histogram
 
         # Multi-process: values go to files, the registry is built per scrape (render()).
-        self.registry = None if multiprocess() else CollectorRegistry(auto_describe=True)
-        reg = {"registry": self.registry}
-        live = {"multiprocess_mode": "livesum"}
+        self.registry: CollectorRegistry | None = None if multiprocess() else CollectorRegistry(auto_describe=True)
+        reg = self.registry
         self.requests = Counter("tenantry_http_requests_total", "HTTP requests answered",
-                                ["method", "route", "status"], **reg)
+                                ["method", "route", "status"], registry=reg)
         self.latency = Histogram("tenantry_http_request_duration_seconds", "Time to answer a request",
-                                 ["method", "route"], buckets=_BUCKETS, **reg)
-        self.in_flight = Gauge("tenantry_http_requests_in_flight", "Requests being served", **reg, **live)
-        self.pool_in_use = Gauge("tenantry_db_pool_in_use", "Pooled connections checked out", **reg, **live)
-        self.pool_waiting = Gauge("tenantry_db_pool_waiting", "Requests waiting for a pooled connection",
-                                  **reg, **live)
-        self.pool_size = Gauge("tenantry_db_pool_size", "Pool size (per worker, summed)", **reg, **live)
-        self.hash_queue = Gauge("tenantry_password_hash_queue", "Password hashes waiting for a thread",
-                                **reg, **live)
-        self.db_errors = Counter("tenantry_db_errors_total", "Database errors by class",
-                                 ["kind"], **reg)
+                                 ["method", "route"], buckets=_BUCKETS, registry=reg)
+        self.in_flight = self._live_gauge("tenantry_http_requests_in_flight", "Requests being served")
+        self.pool_in_use = self._live_gauge("tenantry_db_pool_in_use", "Pooled connections checked out")
+        self.pool_waiting = self._live_gauge("tenantry_db_pool_waiting", "Requests waiting for a pooled connection")
+        self.pool_size = self._live_gauge("tenantry_db_pool_size", "Pool size (per worker, summed)")
+        self.hash_queue = self._live_gauge("tenantry_password_hash_queue", "Password hashes waiting for a thread")
+        self.db_errors = Counter("tenantry_db_errors_total", "Database errors by class", ["kind"], registry=reg)
         self.db_retries = Counter("tenantry_db_retries_total",
-                                  "Requests run again after a deadlock or serialization failure", **reg)
+                                  "Requests run again after a deadlock or serialization failure", registry=reg)
+
+    def _live_gauge(self, name: str, documentation: str):
+        from prometheus_client import Gauge
+
+        # livesum: summed over the workers that are alive (a stopped worker stops counting).
+        return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
 
 
 @lru_cache(maxsize=1)
@@ -147,6 +150,7 @@ class MetricsMiddleware:
         self.app = app
         self.state = state  # app.state: the engine appears there when the lifespan has run
         self.metrics = _metrics()
+        self._gauges_at = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,19 +173,25 @@ class MetricsMiddleware:
             m.in_flight.dec()
             route = route_template(scope)
             m.requests.labels(scope["method"], route, str(status)).inc()
-            m.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
-            self._gauges()
+            now = time.perf_counter()
+            m.latency.labels(scope["method"], route).observe(now - started)
+            # Sampled, not per request: at most once a second per worker (and by every scrape).
+            if now - self._gauges_at > GAUGE_INTERVAL:
+                self._gauges_at = now
+                refresh_gauges(self.state)
 
-    def _gauges(self) -> None:
-        engine = getattr(self.state, "engine", None)
-        if engine is None:
-            return
-        pool = engine.pool
-        m = self.metrics
-        try:
-            m.pool_in_use.set(pool.checkedout())
-            m.pool_size.set(pool.size())
-            m.pool_waiting.set(_pool_waiting(pool))
-        except AttributeError:  # NullPool (no counts)
-            pass
-        m.hash_queue.set(_hash_queue_depth())
+
+def refresh_gauges(state: Any) -> None:
+    """Pool and hashing gauges from this worker's engine (state = app.state)."""
+    engine = getattr(state, "engine", None)
+    if engine is None:
+        return
+    pool = engine.pool
+    m = _metrics()
+    try:
+        m.pool_in_use.set(pool.checkedout())
+        m.pool_size.set(pool.size())
+        m.pool_waiting.set(_pool_waiting(pool))
+    except AttributeError:  # NullPool (no counts)
+        pass
+    m.hash_queue.set(_hash_queue_depth())

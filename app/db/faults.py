@@ -17,6 +17,7 @@ asyncpg exception itself (TenantDB), a plain OSError (nothing listens) — so `s
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -62,11 +63,11 @@ _UNAVAILABLE_TEXT = ("connection was closed", "connection is closed", "Connectio
                      "no more connections allowed", "server conn crashed", "server closed the connection")
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException) -> Iterator[BaseException]:
     """exc, what it wraps (.orig), and their explicit causes; bounded, no cycles. Not
     __context__: a bug raised while handling a connection error is still a bug."""
     seen: set[int] = set()
-    todo = [exc]
+    todo: list[BaseException | None] = [exc]
     while todo and len(seen) < 8:
         current = todo.pop(0)
         if current is None or id(current) in seen:
@@ -85,7 +86,7 @@ def sqlstate(exc: BaseException) -> str | None:
 
 
 def _unavailable_state(state: str | None) -> bool:
-    return bool(state) and (state in _UNAVAILABLE_SQLSTATES or state.startswith(_UNAVAILABLE_CLASSES))
+    return state is not None and (state in _UNAVAILABLE_SQLSTATES or state.startswith(_UNAVAILABLE_CLASSES))
 
 
 def classify(exc: BaseException) -> Fault | None:

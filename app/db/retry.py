@@ -68,7 +68,7 @@ class RetryMiddleware:
             last = attempt == self.attempts
             swallowed = False
 
-            async def guarded_send(message: Message) -> None:
+            async def guarded_send(message: Message, last: bool = last) -> None:
                 nonlocal swallowed
                 if message["type"] == "http.response.start" and not last and _take_mark(scope):
                     swallowed = True

@@ -180,6 +180,7 @@ def prepare_database(settings: Settings, *, stop_at_exit: bool = True, skip_if_a
         admin_url = embedded.start(settings.embedded_pgdata, stop_at_exit=stop_at_exit)
         urls = asyncio.run(bootstrap(admin_url, settings))
     else:
+        assert settings.database_url is not None  # not embedded
         urls = DatabaseUrls(
             owner_url=settings.migration_database_url or settings.database_url,
             app_url=settings.database_url,

@@ -178,3 +178,26 @@ async def test_metrics_add_up_over_serve_workers(settings):
         assert totals == {40.0}, totals
     finally:
         _stop(proc)
+
+
+async def test_pool_gauges_show_connections_in_use_and_requests_waiting(db_urls):
+    from tests.isolation.servers import running_app
+
+    settings = make_settings(db_urls, db_pool_size=2, db_pool_timeout=BOUND)
+    async with running_app(settings) as (app, client):
+        gate = app.state.gate
+        t = await Factory(app.state.sessionmaker, settings).tenant()
+        gate.reset(target=2)
+        holders = [asyncio.create_task(client.get("/_probe/hold", headers=t.owner.headers)) for _ in range(2)]
+        await bounded(gate.all_holding.wait())
+        gate.target, gate.all_arrived = 1, asyncio.Event()
+        waiter = asyncio.create_task(client.get("/_probe/queued", headers=t.owner.headers))
+        await bounded(gate.all_arrived.wait())
+        for _ in range(20):  # let it reach the pool's queue (it cannot pass it)
+            await asyncio.sleep(0)
+        body = (await client.get("/metrics")).text
+        gate.release.set()
+        assert all(r.status_code == 200 for r in await bounded(asyncio.gather(*holders, waiter)))
+    assert re.search(r"^tenantry_db_pool_in_use 2\.0$", body, re.M), body
+    assert re.search(r"^tenantry_db_pool_waiting 1\.0$", body, re.M), body
+    assert re.search(r"^tenantry_db_pool_size 2\.0$", body, re.M), body
