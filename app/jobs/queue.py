@@ -26,6 +26,7 @@ DEFAULT_QUEUE = "default"
 DELIVER_MESSAGE = "tenantry.deliver_message"
 PASSWORD_RESET_REQUESTED = "tenantry.password_reset_requested"
 PRUNE = "tenantry.prune_expired"
+AUDIT_PRUNE = "tenantry.prune_audit"
 
 
 class _JobToDefer(UserDefinedType):

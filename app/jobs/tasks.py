@@ -21,6 +21,7 @@ log = logging.getLogger("tenantry.jobs")
 # failures are not errors here: app/mail/delivery.py records them and defers its own retry.
 RETRY = RetryStrategy(max_attempts=10, exponential_wait=2)
 PRUNE_CRON = "*/15 * * * *"
+AUDIT_PRUNE_CRON = "17 3 * * *"  # daily, off the hour
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,27 @@ async def prune_expired(context: JobContext, timestamp: int) -> None:
     log.info("pruned expired rows: %s", counts)
 
 
+async def prune_audit(context: JobContext, timestamp: int) -> None:
+    """AUDIT_RETENTION_DAYS, applied as the owner role (the app role cannot delete audit rows)."""
+    from app.audit.retention import prune
+    from app.db.engine import create_engine
+
+    settings = runtime(context).settings
+    if settings.audit_retention_days <= 0:
+        return
+    if not settings.migration_database_url:
+        log.warning("audit retention skipped: MIGRATION_DATABASE_URL (the owner role) is not set for this worker")
+        return
+    engine = create_engine(settings, settings.migration_database_url, pooled=False)
+    try:
+        pruned = await prune(engine, settings.audit_retention_days)
+    finally:
+        await engine.dispose()
+    log.info("pruned audit events older than %s days: %s", settings.audit_retention_days, pruned)
+
+
 def register(app: procrastinate.App) -> None:
     app.task(name=queue.DELIVER_MESSAGE, pass_context=True, retry=RETRY)(deliver_message)
     app.task(name=queue.PASSWORD_RESET_REQUESTED, pass_context=True, retry=RETRY)(password_reset_requested)
     app.periodic(cron=PRUNE_CRON)(app.task(name=queue.PRUNE, pass_context=True)(prune_expired))
+    app.periodic(cron=AUDIT_PRUNE_CRON)(app.task(name=queue.AUDIT_PRUNE, pass_context=True)(prune_audit))

@@ -71,7 +71,7 @@ async def run_worker(
     """Run until stopped (SIGINT/SIGTERM, or cancelled); with wait=False, until the queue is empty."""
     # Every model registered before the first flush: a worker process imports only what its tasks
     # name, and a foreign key to an unregistered table (tenants) fails the unit of work.
-    import app.models  # noqa: F401
+    import app.models
     if not settings.smtp_host:
         log.warning("SMTP_HOST is not set: emails are kept in the outbox (`tenantry mail list`), not sent")
     engine = create_engine(settings, app_url)

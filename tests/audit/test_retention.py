@@ -59,3 +59,33 @@ async def test_the_app_role_cannot_prune(engine, factory):
     with pytest.raises(DBAPIError, match="permission denied"):
         await prune(engine, 5)
     assert len(await events_of(factory, t.id, "kept.event")) == 1
+
+
+async def test_the_periodic_job_prunes_as_the_owner_role(factory, db_urls, app):
+    """The worker's daily task: AUDIT_RETENTION_DAYS through the owner's URL."""
+    from types import SimpleNamespace
+
+    from app.jobs.tasks import JobRuntime, prune_audit
+    from tests.conftest import make_settings
+
+    t = await factory.tenant()
+    await _event_at(factory, t.id, datetime.now(UTC) - timedelta(days=40), "old.event")
+    settings = make_settings(db_urls, audit_retention_days=30)
+    context = SimpleNamespace(additional_context={"runtime": JobRuntime(settings, app.state.sessionmaker)})
+    await prune_audit(context, 0)
+    actions = [e.action for e in await events_of(factory, t.id)]
+    assert "old.event" not in actions and "audit.pruned" in actions
+
+
+async def test_the_periodic_job_without_the_owner_role_deletes_nothing(factory, db_urls, app):
+    from types import SimpleNamespace
+
+    from app.jobs.tasks import JobRuntime, prune_audit
+    from tests.conftest import make_settings
+
+    t = await factory.tenant()
+    await _event_at(factory, t.id, datetime.now(UTC) - timedelta(days=40), "old.event")
+    settings = make_settings(db_urls, audit_retention_days=30, migration_database_url=None)
+    context = SimpleNamespace(additional_context={"runtime": JobRuntime(settings, app.state.sessionmaker)})
+    await prune_audit(context, 0)
+    assert "old.event" in [e.action for e in await events_of(factory, t.id)]
