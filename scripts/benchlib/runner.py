@@ -58,6 +58,8 @@ def app_env(ctx_db: seed.BenchDatabase, settings: Settings, pool_size: int, extr
         "DB_POOL_SIZE": str(pool_size),
         "BCRYPT_ROUNDS": str(settings.bcrypt_rounds),
         "ACCESS_TOKEN_MINUTES": str(settings.access_token_minutes),
+        # The reference has no background worker: neither runs one inside the API.
+        "WORKER_IN_PROCESS": "false",
         **extra,
     }
 
