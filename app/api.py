@@ -3,7 +3,10 @@
 from fastapi import APIRouter, FastAPI
 
 from app import health
+from app.apikeys.router import accounts as service_accounts_router
+from app.apikeys.router import keys as api_keys_router
 from app.auth.router import router as auth_router
+from app.limits.router import plans_router, usage_router
 from app.items.router import router as items_router
 from app.items.tags_router import router as tags_router
 from app.platform.router import router as platform_router
@@ -19,6 +22,10 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (users_router, V1),
     (tenant_router, V1),
     (platform_router, V1),
+    (service_accounts_router, V1),
+    (api_keys_router, V1),
+    (usage_router, V1),
+    (plans_router, V1),
     (health.router, ""),
 ]
 

@@ -15,6 +15,7 @@ from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlewar
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.statements import build_families
 from app.db.guard import assert_isolation
+from app.limits.ratelimit import RateLimitMiddleware
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # compiling those now makes a renamed column fail here, not in a request.
     build_families()
     # Added last = outermost: the request id and access log wrap everything.
+    # Inside TenantMiddleware: it counts the Principal that one verified.
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -1,13 +1,16 @@
 """Imports every model so that metadata (Alembic, the RLS checks, the catalog tests) sees all tables."""
 
+from app.apikeys.models import ApiKey
 from app.auth.models import LoginAttempt, RefreshToken
 from app.db.base import Base
 from app.db.tenant_rule import is_tenant_table
+from app.idempotency.models import IdempotencyKey
 from app.items.models import Item, Tag, item_tags
+from app.limits.models import TenantPlan
 from app.tenants.models import Tenant
 from app.users.models import Role, User
 
-__all__ = ["Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "User", "item_tags", "tenant_tables"]
+__all__ = ["ApiKey", "IdempotencyKey", "Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "TenantPlan", "User", "item_tags", "tenant_tables"]
 
 
 def tenant_tables() -> list[str]:

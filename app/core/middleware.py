@@ -13,6 +13,8 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
+from app.apikeys.secrets import looks_like_key
+from app.apikeys.principal import key_principal
 from app.core.security import InvalidToken, VerifiedTokens
 
 access_log = logging.getLogger("tenantry.access")
@@ -82,7 +84,9 @@ class TenantMiddleware:
             token = _bearer_token(scope["headers"])
             if token is not None:
                 try:
-                    state["principal"] = self.tokens.decode(token)
+                    state["principal"] = (
+                        key_principal(self.settings, token) if looks_like_key(token) else self.tokens.decode(token)
+                    )
                 except InvalidToken as exc:
                     state["token_error"] = str(exc)
         await self.app(scope, receive, send)

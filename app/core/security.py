@@ -118,6 +118,19 @@ class Principal:
     # The token's validity window (epoch seconds, leeway included): [valid_from, valid_until).
     valid_from: float = float("-inf")
     valid_until: float = float("inf")
+    # "token" (a verified JWT) or "key" (an API key, app/apikeys): for a key, user_id is
+    # NO_USER and role "" until the database resolves key_id + key_digest (tenantry_enter_key).
+    kind: str = "token"
+    key_id: uuid.UUID | None = None
+    key_digest: bytes | None = None
+
+    @property
+    def credential_id(self) -> uuid.UUID:
+        """The credential that sent the request: the API key, or the token's user."""
+        return self.key_id if self.key_id is not None else self.user_id
+
+
+NO_USER = uuid.UUID(int=0)
 
 
 def create_access_token(

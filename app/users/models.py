@@ -16,6 +16,13 @@ class Role(StrEnum):
     member = "member"
 
 
+class UserKind(StrEnum):
+    human = "human"
+    # A service account: a non-human principal of the tenant, authenticated only by API keys
+    # (app/apikeys). A users row, so ownership foreign keys and role rules keep working.
+    service = "service"
+
+
 class User(UUIDPrimaryKey, Timestamps, TenantBase):
     __tablename__ = "users"
     # The primary key (tenant_id, id) is the target of every composite FK (tenant_id, user_id).
@@ -28,3 +35,6 @@ class User(UUIDPrimaryKey, Timestamps, TenantBase):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     # Bumped on password change / deactivation: access tokens carry it, so old ones stop working.
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    kind: Mapped[UserKind] = mapped_column(
+        Enum(UserKind, name="user_kind"), nullable=False, server_default=UserKind.human.value, default=UserKind.human
+    )
