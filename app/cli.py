@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("slug")
     delete.add_argument("--yes", action="store_true", help="confirm")
     delete.set_defaults(func=cmd_tenants_delete)
+    from app.apikeys.cli import register as register_keys
+
+    register_keys(sub, tenants)
     bench = sub.add_parser("bench", help="benchmark against the raw-asyncpg reference (see scripts/bench.py --help)",
                            add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)

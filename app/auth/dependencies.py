@@ -10,14 +10,18 @@ from sqlalchemy import select
 from app.apikeys.enter import enter_with_key, route_scopes
 from app.core.errors import Forbidden, Unauthorized
 from app.core.routing import require_principal
-from app.core.security import Principal, oauth2_scheme
+from app.core.security import Principal, api_key_scheme, oauth2_scheme
 from app.db.session import SessionDep
 from app.db.tenancy import TENANT_SET_BY_FIRST_STATEMENT
 from app.db.tenant_db import ENTER_SQL, caller_is_current
 from app.users.models import Role, User
 
 
-async def get_principal(request: Request, _token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+async def get_principal(
+    request: Request,
+    _token: Annotated[str | None, Depends(oauth2_scheme)],
+    _key: Annotated[object, Depends(api_key_scheme)],  # documents the API-key scheme in OpenAPI
+) -> Principal:
     return require_principal(request)
 
 

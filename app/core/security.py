@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import HTTPBearer, OAuth2PasswordBearer
 from jose import jwt
 from jose.exceptions import JOSEError
 from passlib.context import CryptContext
@@ -156,6 +156,11 @@ MAX_TOKEN_LENGTH = 4096
 
 # Declared for OpenAPI only (the Authorize dialog on /docs); TenantMiddleware verifies tokens.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+# The other credential a route accepts (app/apikeys): the same Authorization: Bearer header.
+api_key_scheme = HTTPBearer(
+    scheme_name="APIKey", bearerFormat="tnt_<tenant id>_<key id>_<secret>", auto_error=False,
+    description="An API key of a service account or a personal key: `Authorization: Bearer tnt_...`.",
+)
 
 
 def decode_access_token(settings: Settings, token: str) -> Principal:

@@ -125,3 +125,13 @@ async def test_last_used_at_is_touched_at_most_once_a_minute(client, factory):
             last_used_at=ApiKey.last_used_at - __import__("datetime").timedelta(minutes=2)))
     assert (await client.get(ITEMS, headers=key_headers(key["key"]))).status_code == 200
     assert await last_used() > first
+
+
+async def test_openapi_documents_the_api_key_scheme(app):
+    doc = app.openapi()
+    scheme = doc["components"]["securitySchemes"]["APIKey"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer" and scheme["bearerFormat"].startswith("tnt_")
+    for path, method in (("/api/v1/items/{item_id}", "get"), ("/api/v1/users/me", "get")):
+        assert {"APIKey": []} in doc["paths"][path][method]["security"]
+    params = doc["paths"]["/api/v1/items"]["post"]["parameters"]
+    assert any(p["name"] == "Idempotency-Key" for p in params)
