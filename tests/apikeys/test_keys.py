@@ -135,3 +135,15 @@ async def test_openapi_documents_the_api_key_scheme(app):
         assert {"APIKey": []} in doc["paths"][path][method]["security"]
     params = doc["paths"]["/api/v1/items"]["post"]["parameters"]
     assert any(p["name"] == "Idempotency-Key" for p in params)
+
+
+async def test_a_key_never_crosses_tenants(client, factory):
+    """A's key with B's tenant id spliced in finds nothing: the lookup is by (tenant, key id)."""
+    a, b = await factory.tenant(), await factory.tenant()
+    _, key = await bot_key(client, a.owner)
+    item = (await client.post(ITEMS, json=ITEM, headers=b.owner.headers)).json()
+    spliced = key["key"].replace(a.id.hex, b.id.hex)
+    assert (await client.get(f"{ITEMS}/{item['id']}", headers=key_headers(spliced))).status_code == 401
+    assert (await client.get(f"{ITEMS}/{item['id']}", headers=key_headers(key["key"]))).status_code == 404
+    listed = await client.get(ITEMS, headers=key_headers(key["key"]))
+    assert item["id"] not in listed.text
