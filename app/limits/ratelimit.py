@@ -65,7 +65,7 @@ class Overrides:
         return limits
 
     async def _load(self, app, tenant_id: uuid.UUID) -> tuple[int, int]:
-        engine = getattr(app.state, "engine", None)
+        engine = getattr(getattr(app, "state", None), "engine", None)  # None: defaults only
         if engine is None:
             return self.defaults
         # tenant_plans is a platform table (no RLS): read without entering the tenant.
