@@ -6,9 +6,9 @@ from app import health
 from app.apikeys.router import accounts as service_accounts_router
 from app.apikeys.router import keys as api_keys_router
 from app.auth.router import router as auth_router
-from app.limits.router import plans_router, usage_router
 from app.items.router import router as items_router
 from app.items.tags_router import router as tags_router
+from app.limits.router import plans_router, usage_router
 from app.platform.router import router as platform_router
 from app.tenants.router import router as tenant_router
 from app.users.router import router as users_router

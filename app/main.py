@@ -13,8 +13,8 @@ from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
 from app.db.engine import create_engine, create_sessionmaker
-from app.db.statements import build_families
 from app.db.guard import assert_isolation
+from app.db.statements import build_families
 from app.limits.ratelimit import RateLimitMiddleware
 
 

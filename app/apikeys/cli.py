@@ -64,12 +64,13 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
     from app.apikeys.models import ApiKey
     from app.apikeys.schemas import ApiKeyRead
     from app.cli import _describe, _fail, _with_session
     from app.core.errors import AppError
     from app.db.tenancy import bind_tenant
-    from sqlalchemy import select
 
     async def work(session, _settings):
         await bind_tenant(session, (await _tenant(session, args.tenant)).id)
@@ -89,11 +90,12 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, update
+
     from app.apikeys.models import ApiKey
     from app.cli import _describe, _fail, _with_session
     from app.core.errors import AppError, NotFound
     from app.db.tenancy import bind_tenant
-    from sqlalchemy import func, update
 
     try:
         key_id = uuid.UUID(args.key_id)

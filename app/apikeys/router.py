@@ -10,7 +10,14 @@ import uuid
 from fastapi import APIRouter, Request
 
 from app.apikeys import service
-from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyRotate, ServiceAccountCreate, ServiceAccountRead
+from app.apikeys.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    ApiKeyRotate,
+    ServiceAccountCreate,
+    ServiceAccountRead,
+)
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.core.routing import require_principal
 from app.db.session import SessionDep

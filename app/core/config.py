@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     rate_limit_override_ttl_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
-    def _refuse_weak_prod_secret(self) -> "Settings":
+    def _refuse_weak_prod_secret(self) -> Settings:
         if self.environment is Environment.prod:
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < MIN_PROD_SECRET_LENGTH:
                 raise ValueError(

@@ -12,9 +12,9 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import Settings
-from app.apikeys.secrets import looks_like_key
 from app.apikeys.principal import key_principal
+from app.apikeys.secrets import looks_like_key
+from app.core.config import Settings
 from app.core.security import InvalidToken, VerifiedTokens
 
 access_log = logging.getLogger("tenantry.access")

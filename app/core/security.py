@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 import os
 import secrets
+import threading
 import time
 import uuid
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache

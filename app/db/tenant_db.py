@@ -30,8 +30,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from app.core.errors import Forbidden, Unauthorized
 from app.apikeys.enter import ENTER_KEY, check_scopes
+from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
 from app.db.statements import TenantStatement
 from app.db.tenant_rule import TENANT_PARAM

@@ -26,7 +26,21 @@ from typing import Any, Protocol
 
 from fastapi import Request, Response
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import BigInteger, Interval, LargeBinary, String, Table, Text, bindparam, cast, delete, func, insert, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Interval,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession

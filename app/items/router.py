@@ -14,7 +14,6 @@ from app.db.tenant_db import tenant_db
 from app.idempotency.store import DOC as IDEMPOTENCY_DOC
 from app.idempotency.store import Idempotent, json_response, on_db
 from app.items import service as item_service
-from app.limits import quotas
 from app.items.schemas import (
     ItemBulkCreate,
     ItemBulkRead,
@@ -24,6 +23,7 @@ from app.items.schemas import (
     ItemTransfer,
     ItemUpdate,
 )
+from app.limits import quotas
 
 # What an API key needs on each route (tokens: the role rules alone).
 READ, WRITE = ("items:read",), ("items:write",)

@@ -12,10 +12,10 @@ from app.auth.router import respond
 from app.auth.schemas import Text, TokenPair
 from app.core.routing import require_principal
 from app.core.schemas import Page
+from app.db.session import SessionDep
 from app.idempotency.store import DOC as IDEMPOTENCY_DOC
 from app.idempotency.store import Idempotent, json_response, on_session
 from app.limits import quotas
-from app.db.session import SessionDep
 from app.users import service as user_service
 from app.users.models import Role
 from app.users.schemas import MeUpdate, PasswordChange, UserCreate, UserRead, UserUpdate
