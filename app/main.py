@@ -15,7 +15,7 @@ from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlewar
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.guard import assert_isolation
 from app.db.statements import build_families
-from app.limits.ratelimit import RateLimitMiddleware
+from app.limits.ratelimit import RateLimiter, RateLimitMiddleware
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await assert_isolation(conn)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        await limiter.overrides.start(settings.database_url, settings.db_statement_cache_size)
         # What start-up built (routes, schemas, mappers) lives as long as the process: moved out
         # of the collector's generations, full collections stop traversing it on every pass.
         gc.collect()
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await limiter.overrides.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    limiter = app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
     include_api(app)
     # Statements built per shape use every model column they name in their widest shapes:
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     build_families()
     # Added last = outermost: the request id and access log wrap everything.
     # Inside TenantMiddleware: it counts the Principal that one verified.
-    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

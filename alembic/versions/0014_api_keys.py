@@ -1,4 +1,4 @@
-"""Service accounts, API keys (tenantry_enter_key), idempotency keys, tenant plans.
+"""Service accounts, API keys (tenantry_enter_key), idempotency keys, quotas, rate-limit overrides.
 
 Revision ID: 0014
 Revises: 0003
@@ -122,16 +122,24 @@ def upgrade() -> None:
     enable_tenant_rls("idempotency_keys")
 
     op.create_table(
-        "tenant_plans",
-        sa.Column("id", postgresql.UUID(as_uuid=True), nullable=False),
+        "tenant_quotas",
+        sa.Column("tenant_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("max_users", sa.Integer()),
         sa.Column("max_service_accounts", sa.Integer()),
         sa.Column("max_api_keys", sa.Integer()),
         sa.Column("max_items", sa.Integer()),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_tenant_quotas_tenant_id_tenants",
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", name="pk_tenant_quotas"),
+    )
+    enable_tenant_rls("tenant_quotas")
+    op.create_table(
+        "tenant_rate_limits",
+        sa.Column("id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("tenant_rate_per_minute", sa.Integer()),
         sa.Column("credential_rate_per_minute", sa.Integer()),
-        sa.ForeignKeyConstraint(["id"], ["tenants.id"], name="fk_tenant_plans_id_tenants", ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id", name="pk_tenant_plans"),
+        sa.ForeignKeyConstraint(["id"], ["tenants.id"], name="fk_tenant_rate_limits_id_tenants", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name="pk_tenant_rate_limits"),
     )
     op.execute(DIGEST_EQUAL)
     op.execute(ENTER_KEY)
@@ -140,7 +148,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS tenantry_enter_key(uuid, uuid, bytea)")
     op.execute("DROP FUNCTION IF EXISTS tenantry_digest_equal(bytea, bytea)")
-    op.drop_table("tenant_plans")
+    op.drop_table("tenant_rate_limits")
+    disable_tenant_rls("tenant_quotas")
+    op.drop_table("tenant_quotas")
     disable_tenant_rls("idempotency_keys")
     op.drop_table("idempotency_keys")
     disable_tenant_rls("api_keys")

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     rate_limit_credential_per_minute: int = Field(default=1200, ge=0)
     # Shared limiter storage across workers/instances; unset = in-process (per worker).
     redis_url: str | None = None
-    # How long a tenant's rate-limit overrides (tenant_plans) are cached per process.
+    # How often each worker reloads the rate-limit overrides (tenant_rate_limits), in the background.
     rate_limit_override_ttl_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")

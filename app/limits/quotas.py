@@ -1,10 +1,10 @@
 """Quotas: a tenant's plan limits, enforced atomically when something is created.
 
-The creating transaction locks the tenant's plan row (FOR NO KEY UPDATE: it does not block
-the FOR KEY SHARE locks that foreign-key checks take on inserts), then counts. Creations of
+The creating transaction locks the tenant's quota row (tenant_quotas, only when that limit is
+set), then counts. Creations of
 one tenant are serialized only while a limit is set; under READ COMMITTED each statement
 sees what committed before it, so the count after the lock includes every earlier creation
-and the limit is never overshot. No plan row or a NULL limit: no extra work beyond the lock
+and the limit is never overshot. No quota row or a NULL limit: no extra work beyond the lock
 statement. Both data paths: the ORM session (users, service accounts, keys) and TenantDB
 (items, through compiled statements).
 """
@@ -23,7 +23,7 @@ from app.db.statements import tenant_statement
 from app.db.tenant_db import TenantDB
 from app.db.tenant_rule import TENANT
 from app.items.models import Item
-from app.limits.models import TenantPlan
+from app.limits.models import TenantQuota
 from app.users.models import User, UserKind
 
 RESOURCES = ("users", "service_accounts", "api_keys", "items")
@@ -45,14 +45,17 @@ def _count(resource: str):
 
 
 def _limit_column(resource: str):
-    return getattr(TenantPlan, f"max_{resource}")
+    return getattr(TenantQuota, f"max_{resource}")
 
 
 async def reserve(session: AsyncSession, tenant_id: uuid.UUID, resource: str, n: int = 1) -> None:
-    """(`key_share=True` renders FOR NO KEY UPDATE.) 403 quota_exceeded unless `n` more of `resource` fit the tenant's plan (ORM path)."""
+    """403 quota_exceeded unless `n` more of `resource` fit the tenant's quota (ORM path).
+
+    `key_share=True` renders FOR NO KEY UPDATE (the row is never referenced by a foreign key).
+    """
     limit = (
         await session.execute(
-            select(_limit_column(resource)).where(TenantPlan.id == tenant_id, _limit_column(resource).is_not(None))
+            select(_limit_column(resource)).where(TenantQuota.tenant_id == tenant_id, _limit_column(resource).is_not(None))
             .with_for_update(key_share=True)
         )
     ).scalar_one_or_none()
@@ -72,10 +75,10 @@ def _check(resource: str, used: int, n: int, limit: int) -> None:
 
 # --- the TenantDB path (items) -------------------------------------------------------------
 
-_plans = typing.cast(Table, TenantPlan.__table__)
+_quotas = typing.cast(Table, TenantQuota.__table__)
 _items = typing.cast(Table, Item.__table__)
 LOCK_ITEMS_LIMIT = tenant_statement(
-    select(_plans.c.max_items).where(_plans.c.id == TENANT, _plans.c.max_items.is_not(None)).with_for_update(key_share=True), "lock_items_limit"
+    select(_quotas.c.max_items).where(_quotas.c.tenant_id == TENANT, _quotas.c.max_items.is_not(None)).with_for_update(key_share=True), "lock_items_limit"
 )
 COUNT_ITEMS = tenant_statement(
     select(func.count()).select_from(_items).where(_items.c.tenant_id == TENANT), "count_items"
@@ -91,7 +94,7 @@ async def reserve_items(db: TenantDB, n: int) -> None:
 
 async def usage(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, dict[str, int | None]]:
     """Current counts and limits of every quota (GET /tenant/usage)."""
-    plan = await session.get(TenantPlan, tenant_id)
+    plan = await session.get(TenantQuota, tenant_id)
     result: dict[str, dict[str, int | None]] = {}
     for resource in RESOURCES:
         used = (await session.execute(_count(resource))).scalar_one()

@@ -3,8 +3,8 @@
 Counters live in the worker process by default (nothing else to install) or, with
 REDIS_URL, in Redis, so every worker and host shares them. A pure ASGI middleware placed
 after TenantMiddleware: it reads the Principal (a verified token, or an API key's claimed
-tenant and key id) and never touches the database on the hot path — a tenant's overrides
-(tenant_plans, set by operators) are cached per process for RATE_LIMIT_OVERRIDE_TTL_SECONDS.
+tenant and key id) and never touches the database on the hot path: operators' per-tenant
+overrides (tenant_rate_limits) are loaded at start-up and refreshed in the background.
 Every authenticated response carries the IETF RateLimit-Policy and RateLimit headers
 (draft-ietf-httpapi-ratelimit-headers); a refusal is 429 with Retry-After. A bad API key is
 counted too (against its tenant and key id), so guessing costs the same budget.
@@ -12,20 +12,28 @@ counted too (against its tenant and key id), so guessing costs the same budget.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 import time
+import typing
 import uuid
 
+import asyncpg
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.errors import error_response
-from app.limits.models import TenantPlan
+from app.limits.models import TenantRateLimit
+
+log = logging.getLogger("tenantry.limits")
 
 WINDOW = 60
 
@@ -39,43 +47,62 @@ def make_storage(settings: Settings) -> Storage:
 
 
 class Overrides:
-    """A tenant's (tenant, credential) limits, cached per process; the defaults when unset."""
+    """Every tenant's (tenant, credential) per-minute limits; the defaults where none is set.
 
-    def __init__(self, settings: Settings, max_entries: int = 10_000) -> None:
+    Loaded once at start-up, then refreshed in the background every
+    RATE_LIMIT_OVERRIDE_TTL_SECONDS on a connection of its own: a request only reads a dict.
+    """
+
+    def __init__(self, settings: Settings) -> None:
         self.defaults = (settings.rate_limit_tenant_per_minute, settings.rate_limit_credential_per_minute)
-        self.ttl = settings.rate_limit_override_ttl_seconds
-        self.max_entries = max_entries
-        self._entries: dict[uuid.UUID, tuple[float, tuple[int, int]]] = {}
+        self.interval = max(1.0, settings.rate_limit_override_ttl_seconds)
+        self._entries: dict[uuid.UUID, tuple[int, int]] = {}
+        self._task: asyncio.Task | None = None
 
-    def forget(self, tenant_id: uuid.UUID | None = None) -> None:
-        if tenant_id is None:
-            self._entries.clear()
-        else:
-            self._entries.pop(tenant_id, None)
+    def get(self, tenant_id: uuid.UUID) -> tuple[int, int]:
+        return self._entries.get(tenant_id, self.defaults)
 
-    async def get(self, app, tenant_id: uuid.UUID) -> tuple[int, int]:
-        now = time.monotonic()
-        hit = self._entries.get(tenant_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        limits = await self._load(app, tenant_id)
-        if len(self._entries) >= self.max_entries:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[tenant_id] = (now + self.ttl, limits)
-        return limits
+    def set(self, tenant_id: uuid.UUID, tenant_rate: int | None, credential_rate: int | None) -> None:
+        """What this worker just wrote (others catch up at their next refresh)."""
+        self._entries[tenant_id] = self._merge(tenant_rate, credential_rate)
 
-    async def _load(self, app, tenant_id: uuid.UUID) -> tuple[int, int]:
-        engine = getattr(getattr(app, "state", None), "engine", None)  # None: defaults only
-        if engine is None:
-            return self.defaults
-        # tenant_plans is a platform table (no RLS): read without entering the tenant.
-        stmt = select(TenantPlan.tenant_rate_per_minute, TenantPlan.credential_rate_per_minute).where(
-            TenantPlan.id == tenant_id)
-        async with engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        if row is None:
-            return self.defaults
-        return (self.defaults[0] if row[0] is None else row[0], self.defaults[1] if row[1] is None else row[1])
+    def _merge(self, tenant_rate: int | None, credential_rate: int | None) -> tuple[int, int]:
+        return (self.defaults[0] if tenant_rate is None else tenant_rate,
+                self.defaults[1] if credential_rate is None else credential_rate)
+
+    async def start(self, database_url: str, statement_cache_size: int = 0) -> None:
+        url = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        await self._load(url, statement_cache_size)
+        self._task = asyncio.create_task(self._refresh(url, statement_cache_size), name="rate-limit-overrides")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _refresh(self, url: str, statement_cache_size: int) -> None:
+        while True:
+            await asyncio.sleep(self.interval)  # a periodic job, not a wait for something
+            try:
+                await self._load(url, statement_cache_size)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("rate-limit overrides not refreshed (keeping the last ones): %s", exc)
+
+    async def _load(self, url: str, statement_cache_size: int) -> None:
+        conn = await asyncpg.connect(url, statement_cache_size=statement_cache_size)
+        try:
+            rows = await conn.fetch(_LOAD_SQL)
+        finally:
+            await conn.close()
+        self._entries = {row[0]: self._merge(row[1], row[2]) for row in rows}
+
+
+_r = typing.cast(Table, TenantRateLimit.__table__)
+# A platform table: read across tenants, outside any tenant transaction.
+_LOAD_SQL = select(_r.c.id, _r.c.tenant_rate_per_minute, _r.c.credential_rate_per_minute).compile(
+    dialect=PGDialect_asyncpg()).string
 
 
 class RateLimiter:
@@ -90,9 +117,9 @@ class RateLimiter:
             item = self._items[amount] = RateLimitItemPerMinute(amount)
         return item
 
-    async def check(self, app, tenant_id: uuid.UUID, credential_id: uuid.UUID) -> tuple[bool, list[tuple[bytes, bytes]]]:
+    async def check(self, tenant_id: uuid.UUID, credential_id: uuid.UUID) -> tuple[bool, list[tuple[bytes, bytes]]]:
         """(allowed, headers): one hit on each enabled bucket, the credential's first."""
-        tenant_limit, credential_limit = await self.overrides.get(app, tenant_id)
+        tenant_limit, credential_limit = self.overrides.get(tenant_id)
         policies, states, allowed, retry = [], [], True, 0
         for name, amount, ident in (("credential", credential_limit, f"c:{credential_id}"),
                                     ("tenant", tenant_limit, f"t:{tenant_id}")):
@@ -117,19 +144,16 @@ class RateLimiter:
 class RateLimitMiddleware:
     """Count each authenticated request; 429 once a bucket is spent; headers on every answer."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
         self.app = app
-        self.limiter = RateLimiter(settings)
-        self._registered = False
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get("state", {}).get("principal") if scope["type"] == "http" else None
         if principal is None:
             await self.app(scope, receive, send)
             return
-        if not self._registered:  # so the platform API can drop a tenant's cached overrides
-            scope["app"].state.rate_limiter, self._registered = self.limiter, True
-        allowed, headers = await self.limiter.check(scope["app"], principal.tenant_id, principal.credential_id)
+        allowed, headers = await self.limiter.check(principal.tenant_id, principal.credential_id)
         if not allowed:
             response = error_response(429, "rate_limited", "rate limit exceeded; retry after the Retry-After seconds")
             response.raw_headers.extend(headers)

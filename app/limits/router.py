@@ -29,10 +29,8 @@ async def get_limits(slug: str, session: SessionDep):
 @plans_router.put("/{slug}/limits", response_model=PlanRead)
 async def set_limits(slug: str, data: PlanUpdate, session: SessionDep, request: Request):
     """Quotas (max_*) and rate overrides (*_rate_per_minute); fields left out keep their value,
-    null removes a limit. Rate changes reach this worker at once, others within
-    RATE_LIMIT_OVERRIDE_TTL_SECONDS."""
+    null removes a limit. Rate changes reach this worker at once, the others at their next
+    background refresh (RATE_LIMIT_OVERRIDE_TTL_SECONDS)."""
     tenant_id, plan = await plan_service.set_plan(session, slug, data)
-    limiter = getattr(request.app.state, "rate_limiter", None)
-    if limiter is not None:
-        limiter.overrides.forget(tenant_id)
+    request.app.state.rate_limiter.overrides.set(tenant_id, plan.tenant_rate_per_minute, plan.credential_rate_per_minute)
     return plan

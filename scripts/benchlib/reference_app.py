@@ -222,7 +222,7 @@ def create_app() -> FastAPI:
         token = request.headers.get("authorization", "").partition(" ")[2].strip()
         is_key = token.startswith("tnt_")
         user_id, tenant_id, version = key_principal(token) if is_key else principal(request)
-        allowed, headers = await limiter.check(None, tenant_id, user_id)
+        allowed, headers = await limiter.check(tenant_id, user_id)
         request.scope.setdefault("state", {})["ratelimit"] = headers
         if not allowed:
             raise HTTPError(429, "rate_limited", "rate limit exceeded")

@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from app.apikeys.models import ApiKey
 from app.idempotency.models import IdempotencyKey
+from app.limits.models import TenantQuota
 from app.auth.models import LoginAttempt, RefreshToken
 from app.core.security import new_opaque_token, token_digest
 from app.db.engine import to_async_url
@@ -27,7 +28,7 @@ from tests.factories import Factory, TenantCtx
 # Every table with a tenant_id column, as the schema has them today (tests/core/test_catalog.py
 # checks this list against the catalog, so a new table cannot be left out of the seed).
 SEEDED_TABLES = ("users", "login_attempts", "refresh_tokens", "items", "tags", "item_tags", "api_keys",
-                 "idempotency_keys")
+                 "idempotency_keys", "tenant_quotas")
 
 
 @dataclass
@@ -66,7 +67,8 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
         replay = IdempotencyKey(credential_id=member.id, key="seed", fingerprint=token_digest("seed"),
                                 status_code=201, response_body=b"{}", response_headers={},
                                 expires_at=now + timedelta(days=1))
-        session.add_all([*tag_rows, *item_rows, token, attempt, key, replay])
+        quota = TenantQuota(max_items=1000)
+        session.add_all([*tag_rows, *item_rows, token, attempt, key, replay, quota])
         await session.flush()
         seeded = Seeded(
             tenant=tenant,
@@ -77,7 +79,7 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
         )
     seeded.counts = {
         "users": 2, "login_attempts": 1, "refresh_tokens": 1,
-        "items": items, "tags": tags, "item_tags": items * tags, "api_keys": 1, "idempotency_keys": 1,
+        "items": items, "tags": tags, "item_tags": items * tags, "api_keys": 1, "idempotency_keys": 1, "tenant_quotas": 1,
     }
     return seeded
 
