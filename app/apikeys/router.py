@@ -60,7 +60,9 @@ async def create_api_key(data: ApiKeyCreate, actor: CurrentUser, session: Sessio
         return replayed
     created = await service.create_key(session, request.app.state.settings, actor, data)
     if idem:
-        return await idem.store(on_session(session, actor.tenant_id), json_response(ApiKeyCreated, created, 201))
+        # The secret is never stored: a replay answers "key": null (rotate if the first answer was lost).
+        return await idem.store(on_session(session, actor.tenant_id), json_response(ApiKeyCreated, created, 201),
+                                redact=("key",))
     return created
 
 

@@ -73,5 +73,5 @@ class ApiKeyRead(OutputSchema):
 
 
 class ApiKeyCreated(ApiKeyRead):
-    # Shown once; only its keyed hash is stored.
-    key: str
+    # Shown once; only its keyed hash is stored. null in an Idempotency-Key replay.
+    key: str | None = Field(description="the secret, shown in this response only (null when replayed)")

@@ -161,12 +161,20 @@ class Idempotent:
         headers[REPLAYED] = "true"
         return Response(stored[2], status_code=stored[1], headers=headers, media_type="application/json")
 
-    async def store(self, runner: Runner, response: Response) -> Response:
-        """Keep the response with the effect (same transaction) and send it."""
+    async def store(self, runner: Runner, response: Response, redact: tuple[str, ...] = ()) -> Response:
+        """Keep the response with the effect (same transaction) and send it.
+
+        `redact`: top-level fields never written to the database (a new API key's secret, a
+        generated password): a replay answers them as null; the first response had them.
+        """
         kept = {name: value for name, value in response.headers.items() if name in KEPT_HEADERS}
+        body = bytes(response.body)
+        if redact:
+            data = json.loads(body)
+            body = json.dumps({k: (None if k in redact else v) for k, v in data.items()}, separators=(",", ":")).encode()
         await runner.run("prune", credential_id=self.credential_id)
         await runner.run("insert", **self._ids(), fingerprint=self.fingerprint, status_code=response.status_code,
-                         body=bytes(response.body), headers=kept, ttl=self.ttl)
+                         body=body, headers=kept, ttl=self.ttl)
         return response
 
 

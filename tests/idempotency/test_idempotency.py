@@ -90,7 +90,8 @@ async def test_every_creating_post_replays(client, factory):
         first = await client.post(path, json=payload, headers=idem(h, f"key-{path}"))
         again = await client.post(path, json=payload, headers=idem(h, f"key-{path}"))
         assert first.status_code == 201, (path, first.text)
-        assert again.status_code == 201 and again.json() == first.json(), path
+        expected = first.json() | ({"key": None} if path == "/api/v1/api-keys" else {})
+        assert again.status_code == 201 and again.json() == expected, path
         assert again.headers["idempotent-replayed"] == "true"
 
 
@@ -106,7 +107,9 @@ async def test_a_repeat_while_the_first_runs_is_409(client, factory, db_urls, ad
     try:
         tx = blocker.transaction()
         await tx.start()
-        await blocker.execute("SELECT 1 FROM tenant_plans WHERE id = $1 FOR UPDATE", t.id)
+        # The owner role is under (forced) RLS too: enter the tenant, then lock its quota row.
+        await blocker.execute("SELECT set_config('app.tenant_id', $1::text, true)", str(t.id))
+        assert await blocker.fetchval("SELECT 1 FROM tenant_quotas WHERE tenant_id = $1 FOR UPDATE", t.id) == 1
         first = asyncio.create_task(client.post(ITEMS, json=body(name), headers=idem(t.owner.headers, "race")))
         await _wait_until_blocked(admin_url, BOUND)
         second = await asyncio.wait_for(
@@ -174,3 +177,13 @@ async def test_an_expired_key_runs_again_and_is_pruned(client, factory):
     async with factory.session_for(t.id) as session, session.begin():
         rows = (await session.execute(select(IdempotencyKey.expires_at > func.now()))).scalars().all()
     assert rows == [True]  # the expired row was pruned by the write, the new one kept
+
+
+async def test_a_new_keys_secret_is_never_stored_for_replay(client, factory):
+    t = await factory.tenant()
+    first = await client.post("/api/v1/api-keys", json={"name": "k", "scopes": ["items:read"]},
+                              headers=idem(t.owner.headers, "secret-k"))
+    secret = first.json()["key"]
+    async with factory.session_for(t.id) as session, session.begin():
+        bodies = (await session.execute(select(IdempotencyKey.response_body))).scalars().all()
+    assert bodies and all(secret.encode() not in b and secret.split("_")[-1].encode() not in b for b in bodies)
