@@ -4,13 +4,13 @@ from app.apikeys.models import ApiKey
 from app.auth.models import LoginAttempt, RefreshToken
 from app.db.base import Base
 from app.db.tenant_rule import is_tenant_table
-from app.idempotency.models import IdempotencyKey
+from app.idempotency.models import IdempotencyKey, PlatformIdempotencyKey
 from app.items.models import Item, Tag, item_tags
 from app.limits.models import TenantQuota, TenantRateLimit
 from app.tenants.models import Tenant
 from app.users.models import Role, User
 
-__all__ = ["ApiKey", "IdempotencyKey", "Item", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "TenantQuota", "TenantRateLimit", "User", "item_tags", "tenant_tables"]
+__all__ = ["ApiKey", "IdempotencyKey", "Item", "PlatformIdempotencyKey", "LoginAttempt", "RefreshToken", "Role", "Tag", "Tenant", "TenantQuota", "TenantRateLimit", "User", "item_tags", "tenant_tables"]
 
 
 def tenant_tables() -> list[str]:

@@ -122,6 +122,16 @@ def upgrade() -> None:
     enable_tenant_rls("idempotency_keys")
 
     op.create_table(
+        "platform_idempotency_keys",
+        sa.Column("key", sa.String(255), nullable=False),
+        sa.Column("fingerprint", sa.LargeBinary(32), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("response_body", sa.LargeBinary(), nullable=False),
+        sa.Column("response_headers", postgresql.JSONB(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_platform_idempotency_keys"),
+    )
+    op.create_table(
         "tenant_quotas",
         sa.Column("tenant_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("max_users", sa.Integer()),
@@ -149,6 +159,7 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS tenantry_enter_key(uuid, uuid, bytea)")
     op.execute("DROP FUNCTION IF EXISTS tenantry_digest_equal(bytea, bytea)")
     op.drop_table("tenant_rate_limits")
+    op.drop_table("platform_idempotency_keys")
     disable_tenant_rls("tenant_quotas")
     op.drop_table("tenant_quotas")
     disable_tenant_rls("idempotency_keys")

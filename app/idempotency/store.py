@@ -49,7 +49,7 @@ from app.core.errors import Conflict, Invalid
 from app.db.statements import tenant_statement
 from app.db.tenant_db import TenantDB
 from app.db.tenant_rule import TENANT, TENANT_PARAM
-from app.idempotency.models import IdempotencyKey
+from app.idempotency.models import IdempotencyKey, PlatformIdempotencyKey
 
 HEADER = "idempotency-key"
 REPLAYED = "Idempotent-Replayed"
@@ -83,6 +83,23 @@ _CORE = {
 }
 _COMPILED = {name: tenant_statement(stmt, f"idempotency_{name}") for name, stmt in _CORE.items()}
 
+# The platform's table: the same steps, no tenant (credential_id values are ignored).
+_p = typing.cast(Table, PlatformIdempotencyKey.__table__)
+_PLATFORM = {
+    "lock": select(func.pg_try_advisory_xact_lock(
+        func.hashtextextended(func.concat(literal_column("'platform'"), bindparam("lock_name", type_=Text)),
+                              literal_column("0"))
+    )),
+    "find": select(_p.c.fingerprint, _p.c.status_code, _p.c.response_body, _p.c.response_headers)
+    .where(_p.c.key == _key, _p.c.expires_at > func.now()),
+    "prune": delete(_p).where(_p.c.expires_at <= func.now()),
+    "insert": insert(_p).values(
+        key=_key, fingerprint=bindparam("fingerprint", type_=LargeBinary),
+        status_code=bindparam("status_code", type_=BigInteger), response_body=bindparam("body", type_=LargeBinary),
+        response_headers=bindparam("headers", type_=JSONB), expires_at=func.now() + bindparam("ttl", type_=Interval),
+    ),
+}
+
 
 class Runner(Protocol):
     async def row(self, name: str, **values: Any) -> Any: ...
@@ -112,6 +129,21 @@ class _SessionRunner:
 
     async def run(self, name: str, **values: Any) -> None:
         await self.session.execute(_CORE[name], {TENANT_PARAM: self.tenant_id, **values})
+
+
+@dataclass(frozen=True, slots=True)
+class _PlatformRunner:
+    session: AsyncSession
+
+    async def row(self, name: str, **values: Any) -> Any:
+        return (await self.session.execute(_PLATFORM[name], values)).first()
+
+    async def run(self, name: str, **values: Any) -> None:
+        await self.session.execute(_PLATFORM[name], values)
+
+
+def on_platform(session: AsyncSession) -> Runner:
+    return _PlatformRunner(session)
 
 
 def on_db(db: TenantDB) -> Runner:

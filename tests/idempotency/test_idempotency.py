@@ -187,3 +187,18 @@ async def test_a_new_keys_secret_is_never_stored_for_replay(client, factory):
     async with factory.session_for(t.id) as session, session.begin():
         bodies = (await session.execute(select(IdempotencyKey.response_body))).scalars().all()
     assert bodies and all(secret.encode() not in b and secret.split("_")[-1].encode() not in b for b in bodies)
+
+
+async def test_platform_tenant_creation_replays_without_the_generated_password(client):
+    slug = f"idem-{uuid.uuid4().hex[:8]}"
+    body_ = {"name": "Idem Co", "slug": slug, "admin_email": f"boss@{slug}.example.com"}
+    headers = {"X-Platform-Key": PLATFORM_KEY, "Idempotency-Key": f"create-{slug}"}
+    first = await client.post("/api/v1/platform/tenants", json=body_, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await client.post("/api/v1/platform/tenants", json=body_, headers=headers)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() | {"admin_password": None}
+    other = await client.post("/api/v1/platform/tenants", json={**body_, "name": "Other"}, headers=headers)
+    assert other.status_code == 422
+    listed = (await client.get("/api/v1/platform/tenants", headers={"X-Platform-Key": PLATFORM_KEY})).json()
+    assert [t["slug"] for t in listed].count(slug) == 1
