@@ -135,7 +135,7 @@ async def _wait_until_blocked(admin_url: str, bound: float) -> None:
         while not await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = $1", TEST_DB_NAME
         ):
-            await asyncio.sleep(0.01)  # polling a condition, bounded by `bound`; nothing is timed
+            await asyncio.sleep(0.01)  # noqa: ASYNC110 (polls another server process; bounded, nothing timed)
 
     try:
         await asyncio.wait_for(poll(), bound)
