@@ -12,7 +12,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.apikeys.principal import key_principal
+from app.apikeys.principal import KeyPrincipals
 from app.apikeys.secrets import looks_like_key
 from app.core.config import Settings
 from app.core.security import InvalidToken, VerifiedTokens
@@ -75,6 +75,7 @@ class TenantMiddleware:
         self.app = app
         self.settings = settings
         self.tokens = VerifiedTokens(settings)
+        self.keys = KeyPrincipals(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -85,7 +86,7 @@ class TenantMiddleware:
             if token is not None:
                 try:
                     state["principal"] = (
-                        key_principal(self.settings, token) if looks_like_key(token) else self.tokens.decode(token)
+                        self.keys.decode(token) if looks_like_key(token) else self.tokens.decode(token)
                     )
                 except InvalidToken as exc:
                     state["token_error"] = str(exc)

@@ -210,11 +210,19 @@ def create_app() -> FastAPI:
 
     limiter = RateLimiter(settings)  # Tenantry's check: the same library, storage and buckets
 
+    parsed_keys: dict[str, tuple[uuid.UUID, uuid.UUID, bytes]] = {}  # as Tenantry's KeyPrincipals
+
     def key_principal(token: str) -> tuple[uuid.UUID, uuid.UUID, bytes]:
+        hit = parsed_keys.get(token)
+        if hit is not None:
+            return hit
         parsed = parse_key(token)
         if parsed is None:
             raise HTTPError(401, "not_authenticated", "invalid or expired token")
-        return parsed.key_id, parsed.tenant_id, key_digest(settings, parsed.secret)
+        if len(parsed_keys) >= 4096:
+            parsed_keys.pop(next(iter(parsed_keys)))
+        parsed_keys[token] = parsed.key_id, parsed.tenant_id, key_digest(settings, parsed.secret)
+        return parsed_keys[token]
 
     @asynccontextmanager
     async def tenant_tx(request: Request):
