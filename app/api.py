@@ -3,6 +3,8 @@
 from fastapi import APIRouter, FastAPI
 
 from app import health
+from app.apikeys.router import accounts as service_accounts_router
+from app.apikeys.router import keys as api_keys_router
 from app.audit.router import platform_router as platform_audit_router
 from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
@@ -10,6 +12,7 @@ from app.export.router import platform_router as platform_export_router
 from app.export.router import router as export_router
 from app.items.router import router as items_router
 from app.items.tags_router import router as tags_router
+from app.limits.router import plans_router, usage_router
 from app.people.router import router as people_router
 from app.platform.router import router as platform_router
 from app.tenants.router import router as tenant_router
@@ -25,11 +28,15 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (tenant_router, V1),
     (platform_router, V1),
     (people_router, V1),
-    (health.router, ""),
+    (service_accounts_router, V1),
+    (api_keys_router, V1),
+    (usage_router, V1),
+    (plans_router, V1),
     (audit_router, V1),
     (platform_audit_router, V1),
     (export_router, V1),
     (platform_export_router, V1),
+    (health.router, ""),
 ]
 
 

@@ -459,6 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune = audit.add_parser("prune", help="delete events older than AUDIT_RETENTION_DAYS (as the owner role)")
     prune.add_argument("--days", type=int, help="override AUDIT_RETENTION_DAYS")
     prune.set_defaults(func=cmd_audit_prune)
+
+    from app.apikeys.cli import register as register_keys
+
+    register_keys(sub, tenants)
     return parser
 
 

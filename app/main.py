@@ -22,6 +22,7 @@ from app.db.engine import create_engine, create_sessionmaker
 from app.db.guard import assert_isolation
 from app.db.retry import RetryMiddleware
 from app.db.statements import build_families
+from app.limits.ratelimit import RateLimiter, RateLimitMiddleware
 
 log = logging.getLogger("tenantry.app")
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             worker = InProcessWorker(settings, settings.database_url)
             worker.start()
+        await limiter.overrides.start(settings.database_url, settings.db_statement_cache_size)
         # What start-up built (routes, schemas, mappers) lives as long as the process: moved out
         # of the collector's generations, full collections stop traversing it on every pass.
         gc.collect()
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker.stop()
             # Reached after uvicorn's graceful shutdown (SIGTERM): in-flight requests have
             # finished (or SHUTDOWN_TIMEOUT passed), so closing the pool cuts nobody off.
+            await limiter.overrides.stop()
             await engine.dispose()
             metrics.process_exiting()
             log.info("shut down: database pool closed")
@@ -123,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     build_families()
     # Added first = innermost: a retried request passes the token and body checks once.
     app.add_middleware(RetryMiddleware, attempts=settings.db_retry_attempts)
+    # Inside TenantMiddleware: it counts the Principal that one verified.
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     # RequestContextMiddleware (request id + access log) is the outermost layer: TenantryAPI.

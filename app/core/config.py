@@ -121,8 +121,22 @@ class Settings(BaseSettings):
     password_reset_max_per_client: int = Field(default=20, ge=1)
     password_reset_window_seconds: int = Field(default=3600, ge=1)
 
+    # --- API keys, idempotency, rate limits (issue #14) -----------------------------------
+    # HMAC key for stored API-key hashes; unset = derived from SECRET_KEY (rotating SECRET_KEY
+    # then invalidates every API key). In production, if set, at least 32 characters.
+    api_key_pepper: str | None = None
+    api_key_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Requests per minute per tenant and per credential (token user or API key); 0 = off.
+    rate_limit_tenant_per_minute: int = Field(default=6000, ge=0)
+    rate_limit_credential_per_minute: int = Field(default=1200, ge=0)
+    # Shared limiter storage across workers/instances; unset = in-process (per worker).
+    redis_url: str | None = None
+    # How often each worker reloads the rate-limit overrides (tenant_rate_limits), in the background.
+    rate_limit_override_ttl_seconds: float = Field(default=30.0, ge=0)
+
     @model_validator(mode="after")
-    def _refuse_weak_prod_secret(self) -> "Settings":
+    def _refuse_weak_prod_secret(self) -> Settings:
         if self.environment is Environment.prod:
             if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < MIN_PROD_SECRET_LENGTH:
                 raise ValueError(
@@ -132,6 +146,8 @@ class Settings(BaseSettings):
                 )
             if self.database_url is None:
                 raise ValueError("DATABASE_URL must be set in production (no embedded PostgreSQL)")
+            if self.api_key_pepper is not None and len(self.api_key_pepper) < MIN_PROD_SECRET_LENGTH:
+                raise ValueError(f"API_KEY_PEPPER must be at least {MIN_PROD_SECRET_LENGTH} characters in production")
         return self
 
     @property

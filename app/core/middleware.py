@@ -14,6 +14,8 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.apikeys.principal import KeyPrincipals
+from app.apikeys.secrets import looks_like_key
 from app.core.config import Settings
 from app.core.security import InvalidToken, VerifiedTokens
 
@@ -94,6 +96,7 @@ class TenantMiddleware:
         self.app = app
         self.settings = settings
         self.tokens = VerifiedTokens(settings)
+        self.keys = KeyPrincipals(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -103,7 +106,9 @@ class TenantMiddleware:
             token = _bearer_token(scope["headers"])
             if token is not None:
                 try:
-                    state["principal"] = self.tokens.decode(token)
+                    state["principal"] = (
+                        self.keys.decode(token) if looks_like_key(token) else self.tokens.decode(token)
+                    )
                 except InvalidToken as exc:
                     state["token_error"] = str(exc)
         await self.app(scope, receive, send)

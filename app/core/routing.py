@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from app.core.errors import Unauthorized
-from app.core.security import Principal, oauth2_scheme
+from app.core.security import Principal, api_key_scheme, oauth2_scheme
 
 
 def require_principal(request: Request) -> Principal:
@@ -33,7 +33,8 @@ class AuthenticatedRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         extra = dict(kwargs.get("openapi_extra") or {})
-        extra["security"] = [*extra.get("security", []), {oauth2_scheme.scheme_name: []}]
+        extra["security"] = [*extra.get("security", []), {oauth2_scheme.scheme_name: []},
+                             {api_key_scheme.scheme_name: []}]
         super().__init__(path, endpoint, **{**kwargs, "openapi_extra": extra})
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

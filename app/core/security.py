@@ -6,14 +6,14 @@ import asyncio
 import hashlib
 import os
 import secrets
+import threading
 import time
 import uuid
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import HTTPBearer, OAuth2PasswordBearer
 from jose import jwt
 from jose.exceptions import JOSEError
 from passlib.context import CryptContext
@@ -118,6 +118,19 @@ class Principal:
     # The token's validity window (epoch seconds, leeway included): [valid_from, valid_until).
     valid_from: float = float("-inf")
     valid_until: float = float("inf")
+    # "token" (a verified JWT) or "key" (an API key, app/apikeys): for a key, user_id is
+    # NO_USER and role "" until the database resolves key_id + key_digest (tenantry_enter_key).
+    kind: str = "token"
+    key_id: uuid.UUID | None = None
+    key_digest: bytes | None = None
+
+    @property
+    def credential_id(self) -> uuid.UUID:
+        """The credential that sent the request: the API key, or the token's user."""
+        return self.key_id if self.key_id is not None else self.user_id
+
+
+NO_USER = uuid.UUID(int=0)
 
 
 def create_access_token(
@@ -143,6 +156,11 @@ MAX_TOKEN_LENGTH = 4096
 
 # Declared for OpenAPI only (the Authorize dialog on /docs); TenantMiddleware verifies tokens.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+# The other credential a route accepts (app/apikeys): the same Authorization: Bearer header.
+api_key_scheme = HTTPBearer(
+    scheme_name="APIKey", bearerFormat="tnt_<tenant id>_<key id>_<secret>", auto_error=False,
+    description="An API key of a service account or a personal key: `Authorization: Bearer tnt_...`.",
+)
 
 
 def decode_access_token(settings: Settings, token: str) -> Principal:

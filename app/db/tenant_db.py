@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from app.apikeys.enter import ENTER_KEY, check_scopes
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Principal
 from app.db import faults
@@ -58,6 +59,8 @@ class Caller:
     id: uuid.UUID
     tenant_id: uuid.UUID
     role: Role
+    # An API key's scopes; None for a token (its role alone decides).
+    scopes: frozenset[str] | None = None
 
 
 class TenantDB:
@@ -86,12 +89,14 @@ class TenantDB:
 
 @asynccontextmanager
 async def tenant_db(
-    engine: AsyncEngine, principal: Principal, *, roles: Collection[Role] = ()
+    engine: AsyncEngine, principal: Principal, *, roles: Collection[Role] = (), scopes: Collection[str] = ()
 ) -> AsyncIterator[TenantDB]:
     """The request's tenant transaction: `async with tenant_db(engine, principal) as db:`.
 
     Committed when the block ends without an error (before the response is sent, so a failing
     commit becomes the response), rolled back otherwise. `roles`: 403 unless the caller has one.
+    `scopes`: what an API key needs for this route (403 naming the missing one; a route that
+    names none refuses keys). Token callers are bound by their role alone.
     A context manager rather than a dependency: FastAPI's machinery for a yield-dependency costs
     ~12% of a GET's instructions, and opening the transaction inside the endpoint also means a
     request that fails validation never touches the database.
@@ -108,13 +113,11 @@ async def tenant_db(
     transaction = conn.transaction()
     try:
         await transaction.start()
-        row = await conn.fetchrow(_ENTER, principal.tenant_id, principal.user_id)
-        if row is None or not caller_is_current(row["is_active"], row["token_version"], principal):
-            raise Unauthorized("invalid or expired token")
-        role = Role(row["role"])
-        if roles and role not in roles:
+        caller = await _enter(conn, principal)
+        if roles and caller.role not in roles:
             raise Forbidden("your role does not allow this")
-        yield TenantDB(conn, Caller(row["id"], principal.tenant_id, role))
+        check_scopes(caller.scopes, scopes)
+        yield TenantDB(conn, caller)
         await transaction.commit()
     except BaseException as exc:
         await _abandon(conn, transaction, pooled)
@@ -144,6 +147,19 @@ async def _release(conn: asyncpg.Connection, pooled) -> None:
             await greenlet_spawn(pooled.invalidate)
         except Exception:
             pass
+
+
+async def _enter(conn: asyncpg.Connection, principal: Principal) -> Caller:
+    """The transaction's first statement: tenantry_enter, or tenantry_enter_key for an API key."""
+    if principal.kind == "key":
+        row = await conn.fetchrow(ENTER_KEY, principal.tenant_id, principal.key_id, principal.key_digest)
+        if row is None:
+            raise Unauthorized("invalid or expired token")
+        return Caller(row["id"], principal.tenant_id, Role(row["role"]), frozenset(row["scopes"]))
+    row = await conn.fetchrow(_ENTER, principal.tenant_id, principal.user_id)
+    if row is None or not caller_is_current(row["is_active"], row["token_version"], principal):
+        raise Unauthorized("invalid or expired token")
+    return Caller(row["id"], principal.tenant_id, Role(row["role"]))
 
 
 async def _abandon(conn: asyncpg.Connection, transaction, pooled) -> None:

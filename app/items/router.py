@@ -12,6 +12,8 @@ from app.core.query_params import query_model
 from app.core.routing import AuthenticatedRoute, require_principal
 from app.core.schemas import Page
 from app.db.tenant_db import tenant_db
+from app.idempotency.store import DOC as IDEMPOTENCY_DOC
+from app.idempotency.store import Idempotent, json_response, on_db
 from app.items import service as item_service
 from app.items.schemas import (
     ItemBulkCreate,
@@ -22,7 +24,10 @@ from app.items.schemas import (
     ItemTransfer,
     ItemUpdate,
 )
+from app.limits import quotas
 
+# What an API key needs on each route (tokens: the role rules alone).
+READ, WRITE = ("items:read",), ("items:write",)
 router = APIRouter(prefix="/items", tags=["items"], route_class=AuthenticatedRoute)
 
 
@@ -76,13 +81,21 @@ CREATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
     "tag_names": ["lighting"]}}}}}
 
 
-@router.post("", response_model=ItemRead, status_code=201, responses=problems(404, 409), openapi_extra=CREATE_EXAMPLE)
+@router.post("", response_model=ItemRead, status_code=201, responses=problems(404, 409),
+             openapi_extra={**CREATE_EXAMPLE, **IDEMPOTENCY_DOC})
 async def create_item(data: ItemCreate, request: Request, response: Response):
     """Create an item owned by the caller; tags by id and/or by name (missing names are created)."""
-    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
+    principal = require_principal(request)
+    idem = await Idempotent.of(request, principal.credential_id)
+    async with tenant_db(request.app.state.engine, principal, scopes=WRITE) as db:
+        if idem and (replayed := await idem.replay(on_db(db))):
+            return replayed
+        await quotas.reserve_items(db, 1)
         item = await item_service.create_item(db, data)
-    response.headers["ETag"] = etag(item)
-    response.headers["Location"] = request.url_for("get_item", item_id=item["id"]).path
+        headers = {"ETag": etag(item), "Location": request.url_for("get_item", item_id=item["id"]).path}
+        if idem:
+            return await idem.store(on_db(db), json_response(ItemRead, item, 201, headers))
+    response.headers.update(headers)
     return item
 
 
@@ -92,23 +105,32 @@ list_params, LIST_PARAMS_DOC = query_model(ItemListParams)
 @router.get("", response_model=Page[ItemRead], responses=problems(404), openapi_extra=LIST_PARAMS_DOC)
 async def list_items(params: Annotated[ItemListParams, Depends(list_params)], request: Request):
     """Search the tenant's items; pass `next_cursor` back as `cursor` (with the same sort)."""
-    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request), scopes=READ) as db:
         items, next_cursor, total = await item_service.list_items(db, params)
     return {"items": items, "next_cursor": next_cursor, "total": total}
 
 
-@router.post("/bulk", response_model=ItemBulkRead, status_code=201, responses=problems(404, 409))
+@router.post("/bulk", response_model=ItemBulkRead, status_code=201, responses=problems(404, 409),
+             openapi_extra=IDEMPOTENCY_DOC)
 async def bulk_create(data: ItemBulkCreate, request: Request):
     """Up to 500 items, all or nothing; an invalid item is a 422 naming its index."""
-    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
-        return {"items": await item_service.bulk_create(db, data)}
+    principal = require_principal(request)
+    idem = await Idempotent.of(request, principal.credential_id)
+    async with tenant_db(request.app.state.engine, principal, scopes=WRITE) as db:
+        if idem and (replayed := await idem.replay(on_db(db))):
+            return replayed
+        await quotas.reserve_items(db, len(data.items))
+        result = {"items": await item_service.bulk_create(db, data)}
+        if idem:
+            return await idem.store(on_db(db), json_response(ItemBulkRead, result, 201))
+        return result
 
 
 @router.get("/{item_id:uuid}", response_model=ItemRead,
             responses={304: {"description": "not modified"}, **problems(404)},
             openapi_extra=IF_NONE_MATCH)
 async def get_item(item_id: uuid.UUID, request: Request, response: Response):
-    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request), scopes=READ) as db:
         item = await item_service.read_item(db, item_id)
     if _matches_none(request.headers.get("if-none-match"), item):
         return Response(status_code=304, headers={"ETag": etag(item)})
@@ -120,7 +142,7 @@ async def get_item(item_id: uuid.UUID, request: Request, response: Response):
               openapi_extra=IF_MATCH)
 async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, response: Response):
     """Partial update (only the fields sent). Members may change only their own items."""
-    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request), scopes=WRITE) as db:
         item = await item_service.update_item(db, item_id, data, if_match(request))
     response.headers["ETag"] = etag(item)
     return item
@@ -129,7 +151,7 @@ async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, re
 @router.delete("/{item_id:uuid}", status_code=204, responses=problems(403, 404, 409, 412),
                openapi_extra=IF_MATCH)
 async def delete_item(item_id: uuid.UUID, request: Request):
-    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request), scopes=WRITE) as db:
         await item_service.delete_item(db, item_id, if_match(request))
     return Response(status_code=204)
 
@@ -138,7 +160,7 @@ async def delete_item(item_id: uuid.UUID, request: Request):
              openapi_extra=IF_MATCH)
 async def transfer_item(item_id: uuid.UUID, data: ItemTransfer, request: Request, response: Response):
     """Hand the item to another active user of the tenant."""
-    async with tenant_db(request.app.state.engine, require_principal(request)) as db:
+    async with tenant_db(request.app.state.engine, require_principal(request), scopes=WRITE) as db:
         item = await item_service.transfer_item(db, item_id, data.owner_id, if_match(request))
     response.headers["ETag"] = etag(item)
     return item

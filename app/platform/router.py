@@ -15,7 +15,10 @@ from app.audit.context import OPERATOR_API
 from app.core.errors import NotFound, Unauthorized
 from app.core.openapi import problems
 from app.core.schemas import Page
+from app.core.security import NO_USER
 from app.db.session import SessionDep
+from app.idempotency.store import DOC as IDEMPOTENCY_DOC
+from app.idempotency.store import Idempotent, json_response, on_platform
 from app.tenants import service as tenant_service
 from app.tenants.models import TenantStatus
 from app.tenants.schemas import ProvisionedTenant, TenantCreate, TenantRead
@@ -36,9 +39,17 @@ router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[
                    responses=problems(401, 404))
 
 
-@router.post("", response_model=ProvisionedTenant, status_code=201, responses=problems(409))
+@router.post("", response_model=ProvisionedTenant, status_code=201, responses=problems(409),
+             openapi_extra=IDEMPOTENCY_DOC)
 async def create_tenant(data: TenantCreate, request: Request, session: SessionDep):
-    return await tenant_service.create_tenant(session, request.app.state.settings, data, OPERATOR_API)
+    idem = await Idempotent.of(request, NO_USER)  # one credential: the platform key
+    if idem and (replayed := await idem.replay(on_platform(session))):
+        return replayed
+    created = await tenant_service.create_tenant(session, request.app.state.settings, data, OPERATOR_API)
+    if idem:  # a generated password is never stored: a replay answers it as null
+        return await idem.store(on_platform(session), json_response(ProvisionedTenant, created, 201),
+                                redact=("admin_password",))
+    return created
 
 
 @router.get("", response_model=Page[TenantRead])

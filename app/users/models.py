@@ -18,6 +18,13 @@ class Role(StrEnum):
     member = "member"
 
 
+class UserKind(StrEnum):
+    human = "human"
+    # A service account: a non-human principal of the tenant, authenticated only by API keys
+    # (app/apikeys). A users row, so ownership foreign keys and role rules keep working.
+    service = "service"
+
+
 class User(UUIDPrimaryKey, Timestamps, TenantBase):
     __tablename__ = "users"
     # The primary key (tenant_id, id) is the target of every composite FK (tenant_id, user_id).
@@ -32,3 +39,6 @@ class User(UUIDPrimaryKey, Timestamps, TenantBase):
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Set when the user follows a verification link or accepts an invitation (app/people).
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[UserKind] = mapped_column(
+        Enum(UserKind, name="user_kind"), nullable=False, server_default=UserKind.human.value, default=UserKind.human
+    )

@@ -11,8 +11,12 @@ from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.router import respond
 from app.auth.schemas import Text, TokenPair
 from app.core.openapi import problems
+from app.core.routing import require_principal
 from app.core.schemas import Page
 from app.db.session import SessionDep
+from app.idempotency.store import DOC as IDEMPOTENCY_DOC
+from app.idempotency.store import Idempotent, json_response, on_session
+from app.limits import quotas
 from app.users import service as user_service
 from app.users.models import Role
 from app.users.schemas import MeUpdate, PasswordChange, UserCreate, UserRead, UserUpdate
@@ -40,9 +44,17 @@ async def change_my_password(data: PasswordChange, user: CurrentUser, session: S
 
 # --- tenant admins (owner, admin) ------------------------------------------------------
 
-@router.post("", response_model=UserRead, status_code=201, responses=problems(403, 409))
+@router.post("", response_model=UserRead, status_code=201, responses=problems(403, 409),
+             openapi_extra=IDEMPOTENCY_DOC)
 async def create_user(data: UserCreate, actor: AdminUser, session: SessionDep, request: Request):
-    return await user_service.create_user(session, request.app.state.settings, actor, data)
+    idem = await Idempotent.of(request, require_principal(request).credential_id)
+    if idem and (replayed := await idem.replay(on_session(session, actor.tenant_id))):
+        return replayed
+    await quotas.reserve(session, actor.tenant_id, "users")
+    user = await user_service.create_user(session, request.app.state.settings, actor, data)
+    if idem:
+        return await idem.store(on_session(session, actor.tenant_id), json_response(UserRead, user, 201))
+    return user
 
 
 @router.get("", response_model=Page[UserRead], responses=problems(403))

@@ -33,7 +33,9 @@ from jose import jwt
 from jose.exceptions import JOSEError
 from passlib.context import CryptContext
 
+from app.apikeys.secrets import key_digest, parse_key
 from app.core.config import Settings
+from app.limits.ratelimit import RateLimiter
 
 REQUIRED_CLAIMS = ("sub", "tid", "role", "iat", "exp", "jti", "iss", "aud", "ver")
 COLS = "i.id, i.name, i.description, i.price, i.stock_quantity, i.owner_id, i.version, i.created_at, i.updated_at"
@@ -80,6 +82,10 @@ INSERT_REFRESH = (
     "INSERT INTO refresh_tokens (id, tenant_id, user_id, token_hash, family_id, created_at, expires_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
+# An API key: the same narrow function Tenantry calls (migration 0014), after the same BEGIN +
+# set_config the token path sends. Key lookup, hash check and state checks are database work
+# both apps share; the reference only skips Tenantry's Python around it.
+KEY_CHECK = "SELECT (e.u).role::text, (e.u).id FROM tenantry_enter_key($1, $2, $3) AS e"
 PATCHABLE = {"name": "text", "description": "text", "price": "numeric", "stock_quantity": "int4"}
 
 
@@ -131,6 +137,27 @@ def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
         raise HTTPError(422, "validation_error", "malformed cursor") from None
 
 
+class RateLimitHeaders:
+    """The RateLimit / RateLimit-Policy headers tenant_tx computed, on the response (pure ASGI)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get("state", {}).get("ratelimit")
+                if extra:
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app() -> FastAPI:
     settings = Settings()
     crypt = CryptContext(schemes=["bcrypt"], bcrypt__rounds=settings.bcrypt_rounds)
@@ -154,6 +181,7 @@ def create_app() -> FastAPI:
             await app.state.pool.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(RateLimitHeaders)
 
     # Verified tokens reused within their window, as Tenantry's VerifiedTokens does: the same
     # work in both apps, so the ratio measures the rest.
@@ -186,18 +214,46 @@ def create_app() -> FastAPI:
         except (JOSEError, ValueError, TypeError, KeyError):
             raise HTTPError(401, "not_authenticated", "invalid or expired token") from None
 
+    limiter = RateLimiter(settings)  # Tenantry's check: the same library, storage and buckets
+
+    parsed_keys: dict[str, tuple[uuid.UUID, uuid.UUID, bytes]] = {}  # as Tenantry's KeyPrincipals
+
+    def key_principal(token: str) -> tuple[uuid.UUID, uuid.UUID, bytes]:
+        hit = parsed_keys.get(token)
+        if hit is not None:
+            return hit
+        parsed = parse_key(token)
+        if parsed is None:
+            raise HTTPError(401, "not_authenticated", "invalid or expired token")
+        if len(parsed_keys) >= 4096:
+            parsed_keys.pop(next(iter(parsed_keys)))
+        parsed_keys[token] = parsed.key_id, parsed.tenant_id, key_digest(settings, parsed.secret)
+        return parsed_keys[token]
+
     @asynccontextmanager
     async def tenant_tx(request: Request):
         """A pooled connection in a transaction bound to the caller's tenant, the caller checked."""
-        user_id, tenant_id, version = principal(request)
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        is_key = token.startswith("tnt_")
+        user_id, tenant_id, version = key_principal(token) if is_key else principal(request)
+        allowed, headers = await limiter.check(tenant_id, user_id)
+        request.scope.setdefault("state", {})["ratelimit"] = headers
+        if not allowed:
+            raise HTTPError(429, "rate_limited", "rate limit exceeded")
         async with app.state.pool.acquire() as conn:
             # BEGIN and the setting in one round trip; tenant_id is a parsed UUID, safe to inline.
             await conn.execute(f"BEGIN; SELECT set_config('app.tenant_id', '{tenant_id}', true)")
             try:
-                row = await conn.fetchrow(USER_CHECK, user_id, version)
-                if row is None or not row[1]:
-                    raise HTTPError(401, "not_authenticated", "invalid or expired token")
-                yield conn, user_id, tenant_id, row[0]
+                if is_key:
+                    row = await conn.fetchrow(KEY_CHECK, tenant_id, user_id, version)
+                    if row is None:
+                        raise HTTPError(401, "not_authenticated", "invalid or expired token")
+                    yield conn, row[1], tenant_id, row[0]
+                else:
+                    row = await conn.fetchrow(USER_CHECK, user_id, version)
+                    if row is None or not row[1]:
+                        raise HTTPError(401, "not_authenticated", "invalid or expired token")
+                    yield conn, user_id, tenant_id, row[0]
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise

@@ -60,6 +60,10 @@ def app_env(ctx_db: seed.BenchDatabase, settings: Settings, pool_size: int, extr
         "ACCESS_TOKEN_MINUTES": str(settings.access_token_minutes),
         # The reference has no background worker: neither runs one inside the API.
         "WORKER_IN_PROCESS": "false",
+        # Both apps run the rate-limit check on every request (same library, same storage) with
+        # limits no run reaches: its cost is measured, never a 429.
+        "RATE_LIMIT_TENANT_PER_MINUTE": "1000000000",
+        "RATE_LIMIT_CREDENTIAL_PER_MINUTE": "1000000000",
         **extra,
     }
 

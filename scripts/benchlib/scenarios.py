@@ -25,6 +25,7 @@ SCENARIOS = {
     s.name: s
     for s in (
         Scenario("get_by_id", "get_by_id"),
+        Scenario("get_by_id_key", "get_by_id_key"),  # the same GET with an API key (app/apikeys)
         Scenario("list_20", "list_20"),
         Scenario("post_item", "post_item"),
         Scenario("patch_item", "patch_item"),
@@ -32,13 +33,14 @@ SCENARIOS = {
         Scenario("get_by_id+logins", "get_by_id", background="login"),
     )
 }
-KINDS = ("get_by_id", "list_20", "post_item", "patch_item", "login")
+KINDS = ("get_by_id", "get_by_id_key", "list_20", "post_item", "patch_item", "login")
 
 
 @dataclass(frozen=True)
 class TenantLoad:
     slug: str
     token: str  # the owner's bearer token
+    api_key: str  # the owner's personal API key
     item_ids: list[str]
     emails: list[str]
 
@@ -59,13 +61,13 @@ def build_workload(spec: SeedSpec, settings: Settings, sample_items: int = 20) -
         t = spec.tenant(i)
         token = create_access_token(settings, user_id=t.owner_id, tenant_id=t.id, role="owner", token_version=0)
         picks = sorted(rng.sample(range(t.items), min(sample_items, t.items)))
-        tenants.append(TenantLoad(t.slug, token, [str(t.item_id(k)) for k in picks],
+        tenants.append(TenantLoad(t.slug, token, t.api_key, [str(t.item_id(k)) for k in picks],
                                   [t.email(j) for j in range(spec.users)]))
     return Workload(tenants, PASSWORD, spec.tags, f"{random.getrandbits(32):08x}")
 
 
-def _auth(t: TenantLoad, body: bool = False) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {t.token}"}
+def _auth(t: TenantLoad, body: bool = False, key: bool = False) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {t.api_key if key else t.token}"}
     if body:
         headers["Content-Type"] = "application/json"
     return headers
@@ -100,8 +102,10 @@ def request_factory(kind: str, w: Workload, port: int, seed: int | None = None) 
     nothing, and Tenantry then (rightly) skips the UPDATE.
     """
     rng = random.Random(seed)
-    if kind == "get_by_id":
-        prebuilt = [build_request("GET", f"/api/v1/items/{i}", port, _auth(t)) for t in w.tenants for i in t.item_ids]
+    if kind in ("get_by_id", "get_by_id_key"):
+        key = kind == "get_by_id_key"
+        prebuilt = [build_request("GET", f"/api/v1/items/{i}", port, _auth(t, key=key))
+                    for t in w.tenants for i in t.item_ids]
         return lambda: rng.choice(prebuilt)
     if kind == "list_20":
         prebuilt = [build_request("GET", "/api/v1/items?limit=20", port, _auth(t)) for t in w.tenants]
@@ -172,6 +176,13 @@ async def preflight(port: int, w: Workload, app_name: str, seq: int = -1) -> Pre
             status, _, body = await client.request("GET", f"/api/v1/items/{item}", _auth(b))
             if status != 404:
                 raise IsolationBroken(f"{app_name}: GET another tenant's item answered {status}, not 404: {body[:200]!r}")
+
+        status, _, body = await client.request("GET", f"/api/v1/items/{item}", _auth(a, key=True))
+        available["get_by_id_key"] = None if status == 200 else f"GET own item with an API key → {status}"
+        if status == 200:
+            status, _, body = await client.request("GET", f"/api/v1/items/{item}", _auth(b, key=True))
+            if status != 404:
+                raise IsolationBroken(f"{app_name}: another tenant's API key read an item ({status}, not 404)")
 
         status, _, body = await client.request("GET", "/api/v1/items?limit=20", _auth(a))
         list_shape = _keys(body) if status == 200 else None

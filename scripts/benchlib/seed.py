@@ -9,6 +9,7 @@ whose recorded spec matches is reused as it is.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import time
@@ -23,16 +24,17 @@ import asyncpg
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 from sqlalchemy.engine import make_url
 
+from app.apikeys.secrets import format_key, key_digest
 from app.core.config import Settings
 from app.core.security import hash_password
 from app.db.setup import DatabaseUrls, bootstrap, run_migrations
 
 PASSWORD = "bench-password-1"
 POST_PREFIX = "bench-post-"  # items created by the POST scenario; removed before each run
-FORMAT = 2  # bump whenever the generated rows change (ids included), so old databases are reseeded
+FORMAT = 3  # bump whenever the generated rows change (ids included), so old databases are reseeded
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 PRICES = [Decimal(f"{p}.{(p * 37) % 100:02d}") for p in range(1, 98)]
-TABLES = ("tenants", "users", "tags", "items", "item_tags", "refresh_tokens", "login_attempts")
+TABLES = ("tenants", "users", "tags", "items", "item_tags", "refresh_tokens", "login_attempts", "api_keys")
 
 Log = Callable[[str], None]
 
@@ -98,6 +100,20 @@ class BenchTenant:
     def owner_id(self) -> uuid.UUID:
         return self.user_id(0)
 
+    @cached_property
+    def key_id(self) -> uuid.UUID:
+        return _uuid(self.spec.seed, "apikey", self.index)
+
+    @cached_property
+    def key_secret(self) -> str:
+        digest = hashlib.blake2b(f"{self.spec.seed}:keysecret:{self.index}".encode(), digest_size=32).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    @property
+    def api_key(self) -> str:
+        """The owner's personal API key (every scope), for the get_by_id_key scenario."""
+        return format_key(self.id, self.key_id, self.key_secret)
+
     def email(self, j: int) -> str:
         return f"user{j}@{self.slug}.example.com"
 
@@ -127,6 +143,8 @@ TAG_COLS = ("id", "tenant_id", "name")
 ITEM_COLS = ("id", "tenant_id", "name", "description", "price", "stock_quantity", "owner_id",
              "version", "created_at", "updated_at")
 ITEM_TAG_COLS = ("tenant_id", "item_id", "tag_id")
+API_KEY_COLS = ("id", "tenant_id", "user_id", "name", "scopes", "secret_hash", "created_by", "created_at")
+KEY_SCOPES = ["items:read", "items:write", "tags:read", "tags:write", "users:read", "users:write", "tenant:read"]
 
 
 def _tenants(spec: SeedSpec) -> list[BenchTenant]:
@@ -179,6 +197,11 @@ def item_tag_rows(spec: SeedSpec) -> Iterator[tuple]:
             yield (t.id, item, tags[n])
 
 
+def api_key_rows(spec: SeedSpec, settings: Settings) -> Iterator[tuple]:
+    for t in _tenants(spec):
+        yield (t.key_id, t.id, t.owner_id, "bench", KEY_SCOPES, key_digest(settings, t.key_secret), t.owner_id, T0)
+
+
 # --- the database --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -215,7 +238,7 @@ async def prepare(admin_url: str, settings: Settings, name: str, spec: SeedSpec,
         await conn.close()
     started = time.perf_counter()
     log(f"[bench] seeding database {name}: {spec.tenants} tenants, {spec.total_items:,} items (COPY)")
-    await seed(db, spec, settings.bcrypt_rounds, log)
+    await seed(db, spec, settings.bcrypt_rounds, log, settings)
     log(f"[bench] seeded in {time.perf_counter() - started:.1f}s")
     return db
 
@@ -239,7 +262,8 @@ async def _connect_loader(db: BenchDatabase) -> asyncpg.Connection:
     return await asyncpg.connect(db.admin_url if db.bypass_rls else db.urls.owner_url)
 
 
-async def seed(db: BenchDatabase, spec: SeedSpec, rounds: int, log: Log = print) -> None:
+async def seed(db: BenchDatabase, spec: SeedSpec, rounds: int, log: Log = print,
+               settings: Settings | None = None) -> None:
     # One hash for every user: bcrypt at the app's cost is ~0.25 s each.
     password_hash = await hash_password(PASSWORD, rounds)
     conn = await _connect_loader(db)
@@ -253,6 +277,8 @@ async def seed(db: BenchDatabase, spec: SeedSpec, rounds: int, log: Log = print)
         started = time.perf_counter()
         await _load(db, conn, "users", USER_COLS, user_rows(spec, password_hash), spec)
         await _load(db, conn, "tags", TAG_COLS, tag_rows(spec), spec)
+        # Key hashes use the apps' pepper (derived from their SECRET_KEY, as in the apps).
+        await _load(db, conn, "api_keys", API_KEY_COLS, api_key_rows(spec, settings or Settings()), spec)
         if db.superuser:
             # FK triggers are off, so items and their links load side by side (two backends).
             side = await _connect_loader(db)

@@ -35,11 +35,12 @@ end
 local reqs, patches, seq, pi = nil, nil, 0, 0
 function init(args)
   math.randomseed(os.time() * 1000 + tno * 7919)
-  if kind == "get_by_id" then
+  if kind == "get_by_id" or kind == "get_by_id_key" then
     reqs = {}
     for _, t in ipairs(tenants) do
+      local auth = kind == "get_by_id_key" and t.key or t.auth
       for _, id in ipairs(t.ids) do
-        reqs[#reqs + 1] = wrk.format("GET", "/api/v1/items/" .. id, {["Authorization"] = t.auth})
+        reqs[#reqs + 1] = wrk.format("GET", "/api/v1/items/" .. id, {["Authorization"] = auth})
       end
     end
   elseif kind == "list_20" then
@@ -117,7 +118,7 @@ def lua_script(kind: str, w: Workload, threads: int) -> str:
     for t in w.tenants:
         ids = ",".join(_lua_str(i) for i in t.item_ids)
         emails = ",".join(_lua_str(e) for e in t.emails)
-        rows.append(f'  {{auth={_lua_str("Bearer " + t.token)}, slug={_lua_str(t.slug)}, ids={{{ids}}}, emails={{{emails}}}}},')
+        rows.append(f'  {{auth={_lua_str("Bearer " + t.token)}, key={_lua_str("Bearer " + t.api_key)}, slug={_lua_str(t.slug)}, ids={{{ids}}}, emails={{{emails}}}}},')
     return LUA_TEMPLATE % {
         "kind": kind, "password": w.password, "post_prefix": POST_PREFIX, "run_tag": w.run_tag,
         "ntags": w.tags, "tenants": "\n".join(rows), "threads": threads,

@@ -15,8 +15,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.apikeys.models import ApiKey
 from app.audit import service as audit
 from app.audit.context import Actor
+from app.idempotency.models import IdempotencyKey
+from app.limits.models import TenantQuota
 from app.auth.models import LoginAttempt, RefreshToken
 from app.core.security import new_opaque_token, token_digest
 from app.db.engine import to_async_url
@@ -29,6 +32,7 @@ from tests.factories import Factory, TenantCtx
 SEEDED_TABLES = (
     "users", "login_attempts", "refresh_tokens", "items", "tags", "item_tags",
     "invitations", "user_tokens", "reset_throttle", "outbox_messages", "audit_events",
+    "api_keys", "idempotency_keys", "tenant_quotas",
 )
 
 
@@ -65,7 +69,12 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
         )
         attempt = LoginAttempt(email="nobody@example.com", failures=1, window_started_at=now)
         people = _people_rows(tenant.owner.id, now)
-        session.add_all([*tag_rows, *item_rows, token, attempt, *people])
+        key = ApiKey(user_id=member.id, name="seed", scopes=["items:read"], secret_hash=token_digest("seed"))
+        replay = IdempotencyKey(credential_id=member.id, key="seed", fingerprint=token_digest("seed"),
+                                status_code=201, response_body=b"{}", response_headers={},
+                                expires_at=now + timedelta(days=1))
+        quota = TenantQuota(max_items=1000)
+        session.add_all([*tag_rows, *item_rows, token, attempt, *people, key, replay, quota])
         # The tenant already has one audit event (tenant.created); this makes two.
         audit.record(session, Actor.system("seed"), "test.seeded", "tenant", tenant.id)
         await session.flush()
@@ -80,6 +89,7 @@ async def seed_tenant(factory: Factory, *, items: int = 2, tags: int = 2) -> See
         "users": 2, "login_attempts": 1, "refresh_tokens": 1,
         "items": items, "tags": tags, "item_tags": items * tags,
         "invitations": 1, "user_tokens": 1, "reset_throttle": 1, "outbox_messages": 1, "audit_events": 2,
+        "api_keys": 1, "idempotency_keys": 1, "tenant_quotas": 1,
     }
     return seeded
 

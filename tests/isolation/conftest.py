@@ -40,6 +40,18 @@ class World:
     tag_names: list[str] = field(default_factory=list)
     refresh_token_ids: list[uuid.UUID] = field(default_factory=list)
     invitation_ids: list[uuid.UUID] = field(default_factory=list)
+    # The second credential kind: an API key of an owner-role service account, every scope.
+    service_account_ids: list[uuid.UUID] = field(default_factory=list)
+    api_key_ids: list[uuid.UUID] = field(default_factory=list)
+    api_key: str = ""
+
+    @property
+    def key_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def credentials(self) -> list[tuple[str, dict[str, str]]]:
+        """(kind, headers) of every credential kind the matrix calls each route with."""
+        return [("token", self.owner.headers), ("key", self.key_headers)]
 
     @property
     def id(self) -> uuid.UUID:
@@ -65,12 +77,15 @@ class World:
             "user": self.user_ids,
             "invitation": self.invitation_ids,
             "tenant": [self.id],
+            "api_key": self.api_key_ids,
+            "service_account": self.service_account_ids,
         }.get(resource or "", [])
 
     def markers(self) -> set[str]:
         """Strings whose presence in another tenant's response would be a leak."""
         values = {self.marker, str(self.id), self.id.hex, self.tenant.slug}
-        for ident in (*self.user_ids, *self.item_ids, *self.tag_ids, *self.refresh_token_ids, *self.invitation_ids):
+        for ident in (*self.user_ids, *self.item_ids, *self.tag_ids, *self.refresh_token_ids, *self.invitation_ids,
+                      *self.service_account_ids, *self.api_key_ids):
             values |= {str(ident), ident.hex}
         values |= {u.email for u in self.users} | set(self.item_names) | set(self.tag_names)
         return values
@@ -110,7 +125,24 @@ async def build_world(factory: Factory, label: str) -> World:
         world.tag_ids = [t.id for t in tags]
         world.tag_names = [t.name for t in tags]
         world.refresh_token_ids = [token.id]
+    await _add_api_key(factory, world)
     return world
+
+
+async def _add_api_key(factory: Factory, world: World) -> None:
+    """An owner-role service account with a key of every scope, made by the app's own service."""
+    from app.apikeys import service as key_service
+    from app.apikeys.schemas import ApiKeyCreate, ServiceAccountCreate
+    from app.apikeys.secrets import SCOPES
+    from app.users.models import User
+
+    async with factory.session_for(world.id) as session, session.begin():
+        owner = await session.get(User, world.owner.id)
+        account = await key_service.create_service_account(
+            session, owner, ServiceAccountCreate(name=f"{world.marker} Bot", role=Role.owner))
+        key = await key_service.create_key(session, factory.settings, owner, ApiKeyCreate(
+            name=f"{world.marker}-key", scopes=list(SCOPES), service_account_id=account.id))
+    world.service_account_ids, world.api_key_ids, world.api_key = [account.id], [key.id], key.key
 
 
 async def snapshot(factory: Factory, tenant_id: uuid.UUID) -> dict[str, list[tuple]]:

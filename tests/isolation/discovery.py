@@ -18,12 +18,14 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 PLATFORM_PREFIX = "/api/v1/platform/"
 # Path parameter names that identify a tenant-owned resource of the given type.
-PATH_PARAM_RESOURCES = {"item_id": "item", "tag_id": "tag", "user_id": "user", "invitation_id": "invitation"}
+PATH_PARAM_RESOURCES = {"item_id": "item", "tag_id": "tag", "user_id": "user", "invitation_id": "invitation",
+                        "key_id": "api_key"}
 # A bare `{id}` takes its type from the collection segment right before it (/items/{id}).
 COLLECTION_RESOURCES = {"items": "item", "tags": "tag", "users": "user", "invitations": "invitation"}
 # Body/query field stems that name another resource type (owner_id is a user's id).
 FIELD_ALIASES = {"owner": "user", "member": "user", "item": "item", "tag": "tag", "user": "user",
-                 "actor": "user"}  # the audit log's actor_id filter names a user
+                 "actor": "user",  # the audit log's actor_id filter names a user
+                 "service_account": "service_account"}
 # Explicitly classified non-tenant path parameters: platform routes key tenants by slug and
 # are guarded by X-Platform-Key, not by a tenant's token.
 PLATFORM_PARAMS = {"slug"}

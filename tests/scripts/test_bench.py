@@ -52,7 +52,7 @@ def test_every_scenario_runs_clean_on_both_apps(bench):
                 "--duration", "0.5", "--warmup", "0.1", "--connections", "4", "--login-connections", "2",
                 "--order", "grouped")
 
-    assert doc["scenarios"] == ["get_by_id", "list_20", "post_item", "patch_item", "login", "get_by_id+logins"]
+    assert doc["scenarios"] == ["get_by_id", "get_by_id_key", "list_20", "post_item", "patch_item", "login", "get_by_id+logins"]
     # Preflight: every scenario answered as expected in both apps (None = available), and the
     # cross-tenant GET/PATCH/list checks passed (a failure aborts the run: returncode != 0).
     for app in ("tenantry", "reference"):

@@ -1,0 +1,1 @@
+"""Per-tenant rate limits (the `limits` library) and quotas (plan limits enforced at creation)."""

@@ -1,0 +1,43 @@
+"""Plan limits (operators) and usage (tenant admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from app.core.schemas import InputSchema, OutputSchema
+
+Limit = Annotated[int | None, Field(ge=0, le=1_000_000_000)]
+
+
+class PlanUpdate(InputSchema):
+    """Every field optional; null = unlimited (quotas) or the server default (rates)."""
+
+    max_users: Limit = None
+    max_service_accounts: Limit = None
+    max_api_keys: Limit = None
+    max_items: Limit = None
+    tenant_rate_per_minute: Limit = None
+    credential_rate_per_minute: Limit = None
+
+
+class PlanRead(OutputSchema):
+    max_users: int | None = None
+    max_service_accounts: int | None = None
+    max_api_keys: int | None = None
+    max_items: int | None = None
+    tenant_rate_per_minute: int | None = None
+    credential_rate_per_minute: int | None = None
+
+
+class Usage(OutputSchema):
+    used: int
+    limit: int | None
+
+
+class TenantUsage(OutputSchema):
+    users: Usage
+    service_accounts: Usage
+    api_keys: Usage
+    items: Usage
