@@ -20,7 +20,7 @@ from alembic import op
 from app.db.rls import disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0014"
-down_revision: str | None = "0003"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,7 +21,7 @@ from sqlalchemy.util import await_only
 from app.db.rls import disable_tenant_rls, enable_tenant_rls  # every new tenant table needs RLS
 
 revision: str = '0015'
-down_revision: Union[str, None] = '0013'
+down_revision: Union[str, None] = '0014'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

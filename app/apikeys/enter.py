@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # TenantDB path: what a Caller needs.
 ENTER_KEY = (
-    "SELECT (e.u).id AS id, (e.u).role AS role, e.scopes AS scopes "
+    "SELECT (e.u).id AS id, (e.u).role AS role, (e.u).kind AS kind, e.scopes AS scopes "
     "FROM tenantry_enter_key($1, $2, $3) AS e"
 )
 # ORM path: the whole user row (mapped to User) and the key's scopes.

@@ -61,6 +61,10 @@ class Caller:
     role: Role
     # An API key's scopes; None for a token (its role alone decides).
     scopes: frozenset[str] | None = None
+    # The API key the request came with, and whether its user is a service account (the audit
+    # log's actor).
+    key_id: uuid.UUID | None = None
+    service: bool = False
 
 
 class TenantDB:
@@ -155,7 +159,8 @@ async def _enter(conn: asyncpg.Connection, principal: Principal) -> Caller:
         row = await conn.fetchrow(ENTER_KEY, principal.tenant_id, principal.key_id, principal.key_digest)
         if row is None:
             raise Unauthorized("invalid or expired token")
-        return Caller(row["id"], principal.tenant_id, Role(row["role"]), frozenset(row["scopes"]))
+        return Caller(row["id"], principal.tenant_id, Role(row["role"]), frozenset(row["scopes"]),
+                      key_id=principal.key_id, service=row["kind"] == "service")
     row = await conn.fetchrow(_ENTER, principal.tenant_id, principal.user_id)
     if row is None or not caller_is_current(row["is_active"], row["token_version"], principal):
         raise Unauthorized("invalid or expired token")

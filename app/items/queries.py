@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from app.audit.context import USER, Actor
+from app.audit.context import SERVICE_ACCOUNT, USER, Actor
 from app.audit.service import audit_insert_from, audit_params
 from app.db.statements import TenantStatement, compile_checked, statement_family, tenant_statement
 from app.db.tenant_rule import TENANT
@@ -84,7 +84,7 @@ def audit_event(source: Any, action: str, target_type: str = "item", details: An
 
 def audit_values(caller: Any) -> dict[str, Any]:
     """The `audit_*` parameters of a write by this caller (TenantDB's Caller)."""
-    return audit_params(Actor(USER, id=caller.id))
+    return audit_params(Actor(SERVICE_ACCOUNT if caller.service else USER, id=caller.id, key_id=caller.key_id))
 
 
 ITEM_ID = param("item_id", UUID_T)
