@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.budget = None
+    limiter = app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
     include_api(app)
     install_openapi(app)
