@@ -81,7 +81,7 @@ async def test_a_key_cannot_manage_credentials(client, factory):
     for method, path, body in (("POST", KEYS, {"name": "k", "scopes": ["items:read"]}), ("GET", KEYS, None),
                                ("POST", ACCOUNTS, {"name": "x"}), ("GET", ACCOUNTS, None)):
         r = await client.request(method, path, json=body, headers=key_headers(key["key"]))
-        assert r.status_code == 403 and r.json()["error"] == "api_key_not_allowed", (method, path, r.text)
+        assert r.status_code == 403 and r.json()["code"] == "api_key_not_allowed", (method, path, r.text)
 
 
 async def test_a_service_account_cannot_log_in(client, factory):

@@ -62,7 +62,7 @@ async def test_route_needs_its_scope(method, path, body, scope, client, factory,
     keys = await _keys(client, factory, keys_by_scope)
     r = await client.request(method, path, json=body, headers=key_headers(keys[scope]))
     assert r.status_code == 403, r.text
-    assert r.json()["error"] == "missing_scope" and scope in r.json()["detail"]
+    assert r.json()["code"] == "missing_scope" and scope in r.json()["detail"]
     allowed = await client.request(method, path, json=body, headers=key_headers(keys["all"]))
     assert allowed.status_code != 403 and allowed.status_code < 500, allowed.text
 
@@ -71,4 +71,4 @@ async def test_route_needs_its_scope(method, path, body, scope, client, factory,
 async def test_credential_routes_refuse_keys(method, path, body, client, factory, keys_by_scope):
     keys = await _keys(client, factory, keys_by_scope)
     r = await client.request(method, path, json=body, headers=key_headers(keys["all"]))
-    assert r.status_code == 403 and r.json()["error"] == "api_key_not_allowed", r.text
+    assert r.status_code == 403 and r.json()["code"] == "api_key_not_allowed", r.text

@@ -114,7 +114,7 @@ async def test_a_repeat_while_the_first_runs_is_409(client, factory, db_urls, ad
         await _wait_until_blocked(admin_url, BOUND)
         second = await asyncio.wait_for(
             client.post(ITEMS, json=body(name), headers=idem(t.owner.headers, "race")), BOUND)
-        assert second.status_code == 409 and second.json()["error"] == "idempotency_in_progress"
+        assert second.status_code == 409 and second.json()["code"] == "idempotency_in_progress"
         assert second.headers["retry-after"]
         await tx.rollback()
         done = await asyncio.wait_for(first, BOUND)

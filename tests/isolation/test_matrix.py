@@ -110,7 +110,7 @@ async def _call(client, e: Endpoint, url: str, headers: dict[str, str], body=Non
 
 def _refuses_keys(kind: str, response) -> bool:
     """Credential routes (keys, service accounts, password) answer an API key 403, whatever the ids."""
-    return kind == "key" and response.status_code == 403 and response.json().get("error") == "api_key_not_allowed"
+    return kind == "key" and response.status_code == 403 and response.json().get("code") == "api_key_not_allowed"
 
 
 def _describe(e: Endpoint, url: str, body, response) -> str:

@@ -30,7 +30,7 @@ async def test_each_quota_refuses_the_one_over(client, factory):
     h = t.owner.headers
     assert (await client.post(ITEMS, json=item(), headers=h)).status_code == 201
     r = await client.post(f"{ITEMS}/bulk", json={"items": [item(), item()]}, headers=h)
-    assert r.status_code == 403 and r.json()["error"] == "quota_exceeded"
+    assert r.status_code == 403 and r.json()["code"] == "quota_exceeded"
     assert r.json()["detail"] == {"resource": "items", "limit": 2, "used": 1, "requested": 2}
     assert (await client.post(ITEMS, json=item(), headers=h)).status_code == 201
     assert (await client.post(ITEMS, json=item(), headers=h)).status_code == 403

@@ -23,7 +23,7 @@ async def test_credential_limit_answers_429_with_headers(db_urls, factory):
         first, refused = answers[0], answers[3]
         assert first.headers["ratelimit-policy"] == '"credential";q=3;w=60, "tenant";q=100;w=60'
         assert first.headers["ratelimit"].startswith('"credential";r=2;t=')
-        assert refused.json()["error"] == "rate_limited"
+        assert refused.json()["code"] == "rate_limited"
         assert 1 <= int(refused.headers["retry-after"]) <= 60 and "ratelimit" in refused.headers
         # Another credential of the same tenant has its own budget.
         assert (await client.get(ITEMS, headers=other.headers)).status_code == 200
