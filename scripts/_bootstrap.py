@@ -1,8 +1,10 @@
-"""Shared by scripts/run.py and scripts/test.py: make .venv and install the project into it.
+"""Shared by the scripts: make .venv and install the project into it, pinned by constraints.txt.
 
 Only the standard library is used here, because this runs before anything is installed.
-The install is skipped when pyproject.toml has not changed since the last one (a stamp
-file holds its hash), so the second run starts in a second, not a minute.
+Every install uses `-c constraints.txt` (exact versions of every dependency, made by
+scripts/lock.py), so a release upstream cannot break a fresh clone overnight. The install is
+skipped when pyproject.toml and constraints.txt have not changed since the last one (a stamp
+file holds their hash), so the second run starts in a second, not a minute.
 """
 
 from __future__ import annotations
@@ -16,26 +18,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".tenantry-installed"
+CONSTRAINTS = ROOT / "constraints.txt"
 
 
 def venv_bin(name: str) -> Path:
     return VENV / "bin" / name
 
 
-def ensure_venv(extras: str = "dev") -> None:
+def _wanted(extras: str) -> str:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode())
+    if CONSTRAINTS.exists():
+        digest.update(CONSTRAINTS.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv(extras: str = "dev,embedded") -> None:
     if sys.version_info < (3, 11):
         sys.exit("Tenantry needs Python 3.11 or newer (found %s)." % sys.version.split()[0])
     if not venv_bin("python").exists():
         print(f"[tenantry] creating virtualenv in {VENV}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    want = _wanted(extras)
     if STAMP.exists() and STAMP.read_text().strip() == want:
         return
     print("[tenantry] installing dependencies (first run only)", flush=True)
     pip = [str(venv_bin("python")), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    pinned = ["-c", str(CONSTRAINTS)] if CONSTRAINTS.exists() else []
+    # pip itself stays the one the venv came with: an upgrade would be the one unpinned install.
     target = f".[{extras}]" if extras else "."
-    subprocess.run([*pip, "-e", target], check=True, cwd=ROOT)
+    subprocess.run([*pip, *pinned, "-e", target], check=True, cwd=ROOT)
     STAMP.write_text(want)
 
 
