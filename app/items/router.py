@@ -73,6 +73,11 @@ def _matches_none(header: str | None, item: dict) -> bool:
 CREATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
     "name": "Desk lamp", "description": "LED, warm white", "price": "19.90", "stock_quantity": 3,
     "tag_names": ["lighting"]}}}}}
+BULK_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {"items": [
+    {"name": "Pencil", "price": "1.20", "stock_quantity": 100, "tag_names": ["office"]},
+    {"name": "Notebook", "price": "3.50", "stock_quantity": 40}]}}}}}
+UPDATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
+    "price": "17.50", "stock_quantity": 5, "tag_names": ["sale"]}}}}}
 
 
 @router.post("", response_model=ItemRead, status_code=201, responses=problems(404, 409), openapi_extra=CREATE_EXAMPLE)
@@ -96,7 +101,8 @@ async def list_items(params: Annotated[ItemListParams, Depends(list_params)], re
     return {"items": items, "next_cursor": next_cursor, "total": total}
 
 
-@router.post("/bulk", response_model=ItemBulkRead, status_code=201, responses=problems(404, 409))
+@router.post("/bulk", response_model=ItemBulkRead, status_code=201, responses=problems(404, 409),
+             openapi_extra=BULK_EXAMPLE)
 async def bulk_create(data: ItemBulkCreate, request: Request):
     """Up to 500 items, all or nothing; an invalid item is a 422 naming its index."""
     async with tenant_db(request) as db:
@@ -116,7 +122,7 @@ async def get_item(item_id: uuid.UUID, request: Request, response: Response):
 
 
 @router.patch("/{item_id:uuid}", response_model=ItemRead, responses=problems(403, 404, 409, 412),
-              openapi_extra=IF_MATCH)
+              openapi_extra={**IF_MATCH, **UPDATE_EXAMPLE})
 async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, response: Response):
     """Partial update (only the fields sent). Members may change only their own items."""
     async with tenant_db(request) as db:

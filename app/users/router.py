@@ -40,7 +40,13 @@ async def change_my_password(data: PasswordChange, user: CurrentUser, session: S
 
 # --- tenant admins (owner, admin) ------------------------------------------------------
 
-@router.post("", response_model=UserRead, status_code=201, responses=problems(403, 409))
+# Swagger UI's "Try it out" example, valid as sent (the generated one has a too-short password).
+CREATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
+    "email": "bob@example.com", "full_name": "Bob", "role": "member", "password": "bob-password-1"}}}}}
+
+
+@router.post("", response_model=UserRead, status_code=201, responses=problems(403, 409),
+             openapi_extra=CREATE_EXAMPLE)
 async def create_user(data: UserCreate, actor: AdminUser, session: SessionDep, request: Request):
     return await user_service.create_user(session, request.app.state.settings, actor, data)
 
