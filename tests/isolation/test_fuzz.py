@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from app.api import include_api
 from app.core.config import ROOT
-from app.core.openapi import install_openapi
+from app.core.openapi import install_openapi, operation_id
 from tests.isolation.conftest import PLATFORM_KEY, World, build_world
 from tests.isolation.servers import app_env, uvicorn_server
 
@@ -58,7 +58,7 @@ def fuzz_headers(fuzz_world) -> dict[str, str]:
 # The schema must exist at collection time (schemathesis' fixture-based lazy loader breaks on
 # pytest 9: it writes Node._nodeid). The routes alone give the same OpenAPI document without a
 # database; fuzz_app checks that the real app serves exactly these paths.
-_STATIC_APP = FastAPI()
+_STATIC_APP = FastAPI(generate_unique_id_function=operation_id)
 include_api(_STATIC_APP)
 install_openapi(_STATIC_APP)
 schema = schemathesis.openapi.from_dict(_STATIC_APP.openapi())
