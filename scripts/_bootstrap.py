@@ -25,29 +25,42 @@ def venv_bin(name: str) -> Path:
     return VENV / "bin" / name
 
 
-def _wanted(extras: str) -> str:
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode())
+def _inputs_hash() -> str:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
     if CONSTRAINTS.exists():
         digest.update(CONSTRAINTS.read_bytes())
     return digest.hexdigest()
 
 
+def _installed() -> tuple[str, set[str]]:
+    """(hash of pyproject.toml + constraints.txt, extras) of the last install, from the stamp."""
+    try:
+        digest, _, extras = STAMP.read_text().strip().partition(" ")
+    except OSError:
+        return "", set()
+    return digest, {e for e in extras.split(",") if e}
+
+
 def ensure_venv(extras: str = "dev,embedded") -> None:
+    """The run command needs `embedded`; the test command adds `dev` (tests and their tools)."""
     if sys.version_info < (3, 11):
         sys.exit("Tenantry needs Python 3.11 or newer (found %s)." % sys.version.split()[0])
     if not venv_bin("python").exists():
         print(f"[tenantry] creating virtualenv in {VENV}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    want = _wanted(extras)
-    if STAMP.exists() and STAMP.read_text().strip() == want:
+    digest, have = _installed()
+    want = {e for e in extras.split(",") if e}
+    if digest == _inputs_hash() and want <= have:
         return
-    print("[tenantry] installing dependencies (first run only)", flush=True)
+    # Keep what an earlier install added (run, then test: one venv, no reinstall back and forth).
+    union = sorted(want | have)
+    print(f"[tenantry] installing dependencies ({', '.join(union) or 'core'}; first run only)", flush=True)
     pip = [str(venv_bin("python")), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     pinned = ["-c", str(CONSTRAINTS)] if CONSTRAINTS.exists() else []
     # pip itself stays the one the venv came with: an upgrade would be the one unpinned install.
-    target = f".[{extras}]" if extras else "."
+    target = f".[{','.join(union)}]" if union else "."
     subprocess.run([*pip, *pinned, "-e", target], check=True, cwd=ROOT)
-    STAMP.write_text(want)
+    STAMP.write_text(f"{_inputs_hash()} {','.join(union)}")
 
 
 def exec_in_venv(program: str, args: list[str]) -> None:
