@@ -93,7 +93,8 @@ async def test_schemathesis_all_checks_find_nothing(settings, fuzz_world):
         pytest.skip(f"schemathesis command not found at {SCHEMATHESIS} (install the dev extra)")
     async with uvicorn_server(app_env(settings), workers=1) as server:
         command = [
-            str(SCHEMATHESIS), "--config-file", str(CLI_CONFIG), "run", f"{server.base_url}/openapi.json", "--checks", "all",
+            str(SCHEMATHESIS), "--config-file", str(CLI_CONFIG), "run", f"{server.base_url}/openapi.json",
+            "--checks", "all",
             "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", str(CLI_EXAMPLES),
             "--max-time", str(CLI_MAX_SECONDS), "--seed", "17", "--generation-deterministic",
             "--no-color", "--workers", "1", "--request-timeout", "30",
