@@ -86,7 +86,7 @@ CLI_CONFIG = ROOT / "tests" / "isolation" / "schemathesis.toml"
 SCHEMATHESIS = ROOT / ".venv" / "bin" / "schemathesis"
 
 
-async def test_schemathesis_all_checks_find_nothing(settings, fuzz_world):
+async def test_schemathesis_all_checks_find_nothing(settings, fuzz_world, tmp_path):
     """`schemathesis run --checks all` (examples, coverage, fuzzing and stateful phases) against
     uvicorn serving the real app: zero failures. Bounded by --max-examples and --max-time."""
     if not SCHEMATHESIS.exists():
@@ -102,7 +102,8 @@ async def test_schemathesis_all_checks_find_nothing(settings, fuzz_world):
             "-H", f"X-Platform-Key: {PLATFORM_KEY}",
         ]
         process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path)  # its .schemathesis/ cache stays out of the checkout: every run starts equal
         try:
             output, _ = await asyncio.wait_for(process.communicate(), CLI_MAX_SECONDS + 120)
         finally:
