@@ -64,7 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit, exit hooks still
     # run (they stop the embedded PostgreSQL when this was its last user).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"[tenantry] serving on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    # uvicorn binds after the workers start; with a port taken it exits with its own error line.
+    print(f"[tenantry] starting the API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
     uvicorn.run(
         "app.main:app_factory",
         factory=True,

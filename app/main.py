@@ -15,7 +15,7 @@ from app.core import metrics
 from app.core.config import Settings, get_settings
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
-from app.core.openapi import install_openapi
+from app.core.openapi import install_openapi, operation_id
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
 from app.db import budget
 from app.db.engine import create_engine, create_sessionmaker
@@ -112,8 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc come from install_docs: the package's own assets, no CDN
         redoc_url=None,
-        # operationId = the endpoint's name (create_item, list_users): what generated clients call.
-        generate_unique_id_function=lambda route: route.name,
+        generate_unique_id_function=operation_id,  # create_item, list_users: what generated clients call
     )
     app.state.settings = settings
     app.state.budget = None

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> None:
         sys.exit(f"--examples must be a positive integer, not {examples!r}")
     os.environ["FUZZ_EXAMPLES"] = examples
     print(f"[tenantry] fuzzing every operation with {examples} examples each", flush=True)
-    ensure_venv(extras="dev")
+    ensure_venv()
     exec_in_venv("pytest", ["tests/isolation/test_fuzz.py", "-p", "no:cacheprovider", *rest])
 
 

@@ -12,5 +12,5 @@ import sys
 from _bootstrap import ensure_venv, exec_in_venv
 
 if __name__ == "__main__":
-    ensure_venv()
+    ensure_venv("embedded")
     exec_in_venv("tenantry", ["tenants", "create", *sys.argv[1:]])

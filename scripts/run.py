@@ -11,5 +11,5 @@ import sys
 from _bootstrap import ensure_venv, exec_in_venv
 
 if __name__ == "__main__":
-    ensure_venv()
+    ensure_venv("embedded")
     exec_in_venv("tenantry", ["serve", *sys.argv[1:]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +11,18 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    """Runtime data (the embedded server's pgdata): .tenantry/ in a checkout, else per user.
+
+    An installed package must never write into site-packages: there it is
+    $XDG_DATA_HOME/tenantry (default ~/.local/share/tenantry). EMBEDDED_PGDATA overrides both.
+    """
+    if (ROOT / "pyproject.toml").exists() and (ROOT / "app").is_dir():
+        return ROOT / ".tenantry"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tenantry"
 DEFAULT_SECRET_KEY = "change-me-dev-only-secret-key-not-for-production"
 MIN_PROD_SECRET_LENGTH = 32
 
@@ -42,7 +55,7 @@ class Settings(BaseSettings):
     # Database. Unset URLs mean "use the embedded PostgreSQL" (dev/test only).
     database_url: str | None = None  # the app's restricted login role (RLS applies)
     migration_database_url: str | None = None  # the owner role that runs migrations
-    embedded_pgdata: Path = ROOT / ".tenantry" / "pgdata"
+    embedded_pgdata: Path = Field(default_factory=lambda: default_data_dir() / "pgdata")
     db_name: str = "tenantry"
     db_app_role: str = "tenantry_app"
     db_owner_role: str = "tenantry_owner"

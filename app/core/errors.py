@@ -23,7 +23,9 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException, IntegrityError
 from starlette.types import Receive, Scope, Send
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from app.core import metrics
 from app.db import faults, retry
@@ -234,12 +236,13 @@ def _http_problem(request: Request, exc: StarletteHTTPException) -> ProblemRespo
     headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
-        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here: use {headers['Allow']}",
-                              headers)
+        detail = f"{request.method} is not allowed here: use {headers['Allow']}"
+        return error_response(405, "method_not_allowed", detail, headers)
     if exc.status_code == 400:
         # FastAPI's "There was an error parsing the body" (e.g. JSON that is not UTF-8): the
         # client's body is invalid, reported like every other invalid body.
-        return error_response(422, "validation_error", [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}])
+        errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}]
+        return error_response(422, "validation_error", errors)
     code = {404: "not_found", 401: "not_authenticated"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, exc.detail, headers or None)
 

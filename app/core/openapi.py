@@ -37,6 +37,11 @@ _HEADERS = {
 }
 
 
+def operation_id(route: Any) -> str:
+    """FastAPI(generate_unique_id_function=...): the endpoint's name, what generated clients call."""
+    return route.name
+
+
 def problem(status: int, description: str | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description or DESCRIPTIONS[status],

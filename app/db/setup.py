@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 
 import asyncpg
@@ -98,10 +99,17 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def migrations_dir() -> Path:
+    """alembic/ of a checkout, else the copy the wheel ships inside the package (setup.py)."""
+    checkout = ROOT / "alembic"
+    return checkout if (checkout / "env.py").exists() else Path(__file__).resolve().parent.parent / "migrations"
+
+
 def alembic_config(owner_url: str, settings: Settings | None = None):
     from alembic.config import Config
 
-    cfg = Config(toml_file=str(ROOT / "pyproject.toml"))
+    cfg = Config()  # no alembic.ini or pyproject.toml needed: an installed wheel has neither
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["owner_url"] = owner_url
     if settings is not None:
         cfg.attributes["settings"] = settings

@@ -79,6 +79,11 @@ def _matches_none(header: str | None, item: dict) -> bool:
 CREATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
     "name": "Desk lamp", "description": "LED, warm white", "price": "19.90", "stock_quantity": 3,
     "tag_names": ["lighting"]}}}}}
+BULK_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {"items": [
+    {"name": "Pencil", "price": "1.20", "stock_quantity": 100, "tag_names": ["office"]},
+    {"name": "Notebook", "price": "3.50", "stock_quantity": 40}]}}}}}
+UPDATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
+    "price": "17.50", "stock_quantity": 5, "tag_names": ["sale"]}}}}}
 
 
 @router.post("", response_model=ItemRead, status_code=201, responses=problems(404, 409),
@@ -111,7 +116,7 @@ async def list_items(params: Annotated[ItemListParams, Depends(list_params)], re
 
 
 @router.post("/bulk", response_model=ItemBulkRead, status_code=201, responses=problems(404, 409),
-             openapi_extra=IDEMPOTENCY_DOC)
+             openapi_extra={**BULK_EXAMPLE, **IDEMPOTENCY_DOC})
 async def bulk_create(data: ItemBulkCreate, request: Request):
     """Up to 500 items, all or nothing; an invalid item is a 422 naming its index."""
     principal = require_principal(request)
@@ -139,7 +144,7 @@ async def get_item(item_id: uuid.UUID, request: Request, response: Response):
 
 
 @router.patch("/{item_id:uuid}", response_model=ItemRead, responses=problems(403, 404, 409, 412),
-              openapi_extra=IF_MATCH)
+              openapi_extra={**IF_MATCH, **UPDATE_EXAMPLE})
 async def update_item(item_id: uuid.UUID, data: ItemUpdate, request: Request, response: Response):
     """Partial update (only the fields sent). Members may change only their own items."""
     async with tenant_db(request.app.state.engine, require_principal(request), scopes=WRITE) as db:

@@ -44,8 +44,13 @@ async def change_my_password(data: PasswordChange, user: CurrentUser, session: S
 
 # --- tenant admins (owner, admin) ------------------------------------------------------
 
+# Swagger UI's "Try it out" example, valid as sent (the generated one has a too-short password).
+CREATE_EXAMPLE = {"requestBody": {"content": {"application/json": {"example": {
+    "email": "bob@example.com", "full_name": "Bob", "role": "member", "password": "bob-password-1"}}}}}
+
+
 @router.post("", response_model=UserRead, status_code=201, responses=problems(403, 409),
-             openapi_extra=IDEMPOTENCY_DOC)
+             openapi_extra={**CREATE_EXAMPLE, **IDEMPOTENCY_DOC})
 async def create_user(data: UserCreate, actor: AdminUser, session: SessionDep, request: Request):
     idem = await Idempotent.of(request, require_principal(request).credential_id)
     if idem and (replayed := await idem.replay(on_session(session, actor.tenant_id))):

@@ -13,7 +13,6 @@ import json
 import shutil
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 

@@ -78,8 +78,8 @@ async def test_bootstrap_without_passwords_generates_them(admin_url):
             assert url.password and len(url.password) >= 32 and url.password != "***"
         conn = await asyncpg.connect(admin_url)
         try:
-            stored = await conn.fetch("SELECT rolname FROM pg_authid WHERE rolname = ANY($1) AND rolpassword IS NOT NULL",
-                                      [owner, app])
+            stored = await conn.fetch(
+                "SELECT rolname FROM pg_authid WHERE rolname = ANY($1) AND rolpassword IS NOT NULL", [owner, app])
             assert len(stored) == 2
         finally:
             await conn.close()

@@ -33,7 +33,8 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--no-first-run", "--window-size=1400,1000", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--window-size=1400,1000", "--disable-background-networking",
+                "--disable-component-update",
                 # Network off: no name resolves except the loopback address, and every non-loopback
                 # connection goes to a proxy that is not there.
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
@@ -81,7 +82,8 @@ def _run_operation(driver, operation_id: str, status: str) -> str:
     except Exception:
         from selenium.webdriver.common.by import By
 
-        pytest.fail(f"{operation_id} did not answer {status}: " + driver.find_element(By.CSS_SELECTOR, block).text[-3000:])
+        shown = driver.find_element(By.CSS_SELECTOR, block).text[-3000:]
+        pytest.fail(f"{operation_id} did not answer {status}: {shown}")
 
 
 async def test_swagger_ui_authorizes_and_runs_items_offline(browser, settings, factory):

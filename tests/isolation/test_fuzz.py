@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from app.api import include_api
 from app.core.config import ROOT
-from app.core.openapi import install_openapi
+from app.core.openapi import install_openapi, operation_id
 from tests.isolation.conftest import PLATFORM_KEY, World, build_world
 from tests.isolation.servers import app_env, uvicorn_server
 
@@ -58,7 +58,7 @@ def fuzz_headers(fuzz_world) -> dict[str, str]:
 # The schema must exist at collection time (schemathesis' fixture-based lazy loader breaks on
 # pytest 9: it writes Node._nodeid). The routes alone give the same OpenAPI document without a
 # database; fuzz_app checks that the real app serves exactly these paths.
-_STATIC_APP = FastAPI()
+_STATIC_APP = FastAPI(generate_unique_id_function=operation_id)
 include_api(_STATIC_APP)
 install_openapi(_STATIC_APP)
 schema = schemathesis.openapi.from_dict(_STATIC_APP.openapi())
@@ -86,14 +86,15 @@ CLI_CONFIG = ROOT / "tests" / "isolation" / "schemathesis.toml"
 SCHEMATHESIS = ROOT / ".venv" / "bin" / "schemathesis"
 
 
-async def test_schemathesis_all_checks_find_nothing(settings, fuzz_world):
+async def test_schemathesis_all_checks_find_nothing(settings, fuzz_world, tmp_path):
     """`schemathesis run --checks all` (examples, coverage, fuzzing and stateful phases) against
     uvicorn serving the real app: zero failures. Bounded by --max-examples and --max-time."""
     if not SCHEMATHESIS.exists():
         pytest.skip(f"schemathesis command not found at {SCHEMATHESIS} (install the dev extra)")
     async with uvicorn_server(app_env(settings), workers=1) as server:
         command = [
-            str(SCHEMATHESIS), "--config-file", str(CLI_CONFIG), "run", f"{server.base_url}/openapi.json", "--checks", "all",
+            str(SCHEMATHESIS), "--config-file", str(CLI_CONFIG), "run", f"{server.base_url}/openapi.json",
+            "--checks", "all",
             "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", str(CLI_EXAMPLES),
             "--max-time", str(CLI_MAX_SECONDS), "--seed", "17", "--generation-deterministic",
             "--no-color", "--workers", "1", "--request-timeout", "30",
@@ -101,7 +102,8 @@ async def test_schemathesis_all_checks_find_nothing(settings, fuzz_world):
             "-H", f"X-Platform-Key: {PLATFORM_KEY}",
         ]
         process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path)  # its .schemathesis/ cache stays out of the checkout: every run starts equal
         try:
             output, _ = await asyncio.wait_for(process.communicate(), CLI_MAX_SECONDS + 120)
         finally:
