@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, func, literal, select, update
+from sqlalchemy import case, delete, func, literal, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ _T = LoginThrottle.__table__
 _MAX_EXPONENT = 30
 PRUNE_EVERY_SECONDS = 60.0
 _last_prune = float("-inf")
+_NEVER = literal_column("'-infinity'::timestamptz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,9 @@ def _blocked_until(settings: Settings, attempts, free: int):
     exponent = func.least(attempts - free, _MAX_EXPONENT)
     seconds = func.least(settings.login_max_delay_seconds, settings.login_delay_base_seconds * func.power(2, exponent))
     wait = func.make_interval(0, 0, 0, 0, 0, 0, seconds)
-    return case((attempts >= free, func.now() + wait), else_=func.now())
+    # "Not blocked" is -infinity, never now(): now() is the transaction's start, and a
+    # transaction that started earlier but reached the row later must not read it as a wait.
+    return case((attempts >= free, func.now() + wait), else_=_NEVER)
 
 
 def _count_statement(settings: Settings, counter: Counter):
@@ -94,7 +97,7 @@ def _count_statement(settings: Settings, counter: Counter):
     # now() is the transaction's start: last_attempt_at equals it only if this statement counted.
     return stmt.returning(
         (_T.c.last_attempt_at == now).label("counted"),
-        func.extract("epoch", _T.c.blocked_until - now).label("wait"),
+        func.extract("epoch", func.greatest(_T.c.blocked_until, now) - now).label("wait"),
     )
 
 
