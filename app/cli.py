@@ -37,7 +37,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.db.setup import DatabaseUrls, prepare_database
 
+    from app.core.server import uvicorn_options
+
     settings = _settings()
+    if settings.uses_default_secret and not _is_loopback(args.host):
+        # The default key is public (it is in this repository): tokens signed with it can be forged.
+        return _fail(f"refusing to serve on {args.host} with the default SECRET_KEY; set SECRET_KEY or use --host 127.0.0.1")
     if args.no_migrate:
         # The API then needs only the app role's credentials (migrations ran elsewhere).
         if settings.database_url is None:
@@ -62,8 +67,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,  # our RequestContextMiddleware logs one richer line per request
         log_level=settings.log_level.lower(),
+        # Header size and time limits, keep-alive, connection cap (issue #12, items 7 and 8).
+        **uvicorn_options(),
     )
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

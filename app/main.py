@@ -11,7 +11,14 @@ from fastapi import FastAPI
 from app.api import include_api
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
-from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
+from app.core.middleware import (
+    BodySizeLimitMiddleware,
+    HeaderLimitMiddleware,
+    HeadMiddleware,
+    RelativeRedirectMiddleware,
+    RequestContextMiddleware,
+    TenantMiddleware,
+)
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.guard import assert_isolation
 
@@ -50,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: the request id and access log wrap everything.
     app.add_middleware(TenantMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RelativeRedirectMiddleware)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: nothing (not even the request id) reads a header before it is bounded.
+    app.add_middleware(HeaderLimitMiddleware, settings=settings)
     return app
 
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_weak_auth_settings(self) -> "Settings":
         # One clear line each: these are typos or placeholders, never a working configuration.
+        if self.platform_api_key == "":
+            self.platform_api_key = None  # PLATFORM_API_KEY= (empty) means unset, as in compose.yaml
         if self.platform_api_key is not None and len(self.platform_api_key) < MIN_PLATFORM_KEY_LENGTH:
             raise ValueError(f"PLATFORM_API_KEY must be at least {MIN_PLATFORM_KEY_LENGTH} characters (or unset)")
         if self.login_max_delay_seconds >= self.login_window_seconds:
