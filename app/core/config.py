@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SECRET_KEY = "change-me-dev-only-secret-key-not-for-production"
 MIN_PROD_SECRET_LENGTH = 32
 # Upper bounds on token lifetimes (issue #12 item 13): a typo must not mint year-long tokens.
-MAX_ACCESS_TOKEN_MINUTES = 60
+MAX_ACCESS_TOKEN_MINUTES = 24 * 60
 MAX_REFRESH_TOKEN_DAYS = 90
 MIN_PLATFORM_KEY_LENGTH = 24
 
