@@ -15,6 +15,7 @@ from app.core.middleware import (
     BodySizeLimitMiddleware,
     HeaderLimitMiddleware,
     HeadMiddleware,
+    LoginAdmissionMiddleware,
     RelativeRedirectMiddleware,
     RequestContextMiddleware,
     TenantMiddleware,
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include_api(app)
     # Added last = outermost: the request id and access log wrap everything.
     app.add_middleware(TenantMiddleware, settings=settings)
+    app.add_middleware(LoginAdmissionMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RelativeRedirectMiddleware)
     app.add_middleware(HeadMiddleware)

@@ -257,3 +257,37 @@ def _relative(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     if not path.startswith("/") or path.startswith("//"):
         path = "/" + path.lstrip("/")  # never a scheme-relative //host reference
     return name, (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")
+
+
+LOGIN_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/token"})
+
+
+class LoginAdmissionMiddleware:
+    """Refuse a login at once (503) while this process's hashing queue is full.
+
+    Checked before routing and before the body is read or validated: under a login flood the
+    refused requests cost the event loop as little as possible, so other tenants' requests
+    keep their share. The login flow itself checks the queue again (the authoritative place).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.limit = settings.login_hash_queue
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from app.core.security import login_hashes
+
+        if (
+            scope["type"] == "http"
+            and login_hashes.pending >= self.limit
+            and scope["method"] == "POST"
+            and scope["path"] in LOGIN_PATHS
+        ):
+            from app.core.errors import error_response
+
+            response = error_response(
+                503, "service_unavailable", "too many logins in progress; try again shortly", {"Retry-After": "1"}
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -89,3 +89,20 @@ async def test_a_full_hashing_queue_answers_503_at_once_and_counts_nothing(db_ur
     assert int(refused.headers["retry-after"]) >= 1
     assert after == before  # refused before the throttle: the attempt was not counted
     assert [r.status_code for r in results] == [200, 200]
+
+
+async def test_a_full_queue_refuses_the_oauth_form_too_before_reading_it(db_urls, factory, monkeypatch):
+    application = create_app(make_settings(db_urls, login_hash_queue=1))
+    async with application.router.lifespan_context(application):
+        t = await _costly_owner(factory)
+        ready = _spy_until(monkeypatch, 1)
+        async with client_for(application) as c:
+            busy = asyncio.create_task(login(c, t.slug, t.owner.email, t.owner.password))
+            await asyncio.wait_for(ready.wait(), timeout=30)
+            refused = await c.post("/api/v1/auth/token", content=b"not even a form")
+            result = await asyncio.wait_for(busy, timeout=60)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert result.status_code == 200
+    from app.core.security import login_hashes
+
+    assert login_hashes.pending == 0  # every place given back

@@ -41,6 +41,9 @@ async def bounded_server(monkeypatch):
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
+            if task.done():  # start-up failed: show why instead of waiting forever
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.01)  # waiting for start-up, not timing anything
         yield port
     finally:
