@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.security import InvalidToken, VerifiedTokens
+from app.core.security import MAX_TOKEN_LENGTH, InvalidToken, VerifiedTokens
 
 access_log = logging.getLogger("tenantry.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -104,11 +104,17 @@ class TenantMiddleware:
 def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"authorization":
+            if len(value) > MAX_AUTHORIZATION_BYTES:
+                return _OVERSIZED  # refused by decode() at once, never decoded or split
             scheme, _, credentials = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and credentials.strip():
                 return credentials.strip()
             return None
     return None
+
+
+MAX_AUTHORIZATION_BYTES = MAX_TOKEN_LENGTH + 16
+_OVERSIZED = "x" * (MAX_TOKEN_LENGTH + 1)
 
 
 class _BodyTooLarge(BaseException):
@@ -165,7 +171,9 @@ class BodySizeLimitMiddleware:
 
 
 # Headers the application parses itself: each is bounded on its own, below the total.
-PARSED_HEADERS = (b"authorization", b"if-match", b"if-none-match", b"x-request-id", b"x-forwarded-for", b"content-type")
+# Authorization is bounded too, but by TenantMiddleware: any bad token, however long, is the
+# same 401 (MAX_TOKEN_LENGTH, checked before any decoding), so it is left out of the 431s here.
+PARSED_HEADERS = (b"if-match", b"if-none-match", b"x-request-id", b"x-forwarded-for", b"content-type")
 
 
 class HeaderLimitMiddleware:
@@ -198,6 +206,8 @@ class HeaderLimitMiddleware:
             return f"more than {self.max_count} request headers"
         total = 0
         for name, value in headers:
+            if name == b"authorization":
+                continue
             total += len(name) + len(value) + 4  # ": " and CRLF, as on the wire
             if len(value) > self.max_parsed and name in PARSED_HEADERS:
                 return f"header {name.decode('latin-1')} larger than {self.max_parsed} bytes"
