@@ -7,7 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     # Import `app` from /app, not from site-packages: the CLI finds pyproject.toml ([tool.alembic])
     # and alembic/ next to the package (app.core.config.ROOT), and those live only in /app.
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    # Production-safe by default: prod refuses the public default SECRET_KEY, a short
+    # PLATFORM_API_KEY and the embedded database, with one line saying which (issue #12).
+    ENVIRONMENT=prod
 
 WORKDIR /app
 

@@ -39,8 +39,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.core.metrics import prepare_multiprocess_dir
     from app.db.setup import DatabaseUrls, prepare_database
 
+    from app.core.server import uvicorn_options
+
     settings = _settings()
     workers = args.workers or settings.workers
+    if settings.uses_default_secret and not _is_loopback(args.host):
+        # The default key is public (it is in this repository): tokens signed with it can be forged.
+        return _fail(f"refusing to serve on {args.host} with the default SECRET_KEY; set SECRET_KEY or use --host 127.0.0.1")
     if args.no_migrate:
         # The API then needs only the app role's credentials (migrations ran elsewhere).
         if settings.database_url is None:
@@ -78,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # closes the pool.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         **({"reload": True, "reload_dirs": [str(_app_dir())]} if getattr(args, "reload", False) else {}),
+        # Header size and time limits, keep-alive, connection cap (issue #12, items 7 and 8).
+        **uvicorn_options(),
     )
     return 0
 
@@ -98,6 +105,15 @@ async def _check_isolation(settings: Settings, app_url: str) -> None:
             await assert_isolation(conn)
     finally:
         await engine.dispose()
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

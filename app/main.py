@@ -15,8 +15,16 @@ from app.core import metrics
 from app.core.config import Settings, get_settings
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
+from app.core.middleware import (
+    BodySizeLimitMiddleware,
+    HeaderLimitMiddleware,
+    HeadMiddleware,
+    LoginAdmissionMiddleware,
+    RelativeRedirectMiddleware,
+    RequestContextMiddleware,
+    TenantMiddleware,
+)
 from app.core.openapi import install_openapi, operation_id
-from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, TenantMiddleware
 from app.db import budget
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.guard import assert_isolation
@@ -38,7 +46,9 @@ class TenantryAPI(FastAPI):
         stack = super().build_middleware_stack()
         if settings.metrics_enabled:
             stack = metrics.MetricsMiddleware(stack, self.state)
-        return RequestContextMiddleware(stack, json_logs=settings.log_format == "json")
+        stack = RequestContextMiddleware(stack, json_logs=settings.log_format == "json")
+        # Outermost: nothing (not even the request id) reads a header before it is bounded.
+        return HeaderLimitMiddleware(stack, settings=settings)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -129,8 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside TenantMiddleware: it counts the Principal that one verified.
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(TenantMiddleware, settings=settings)
+    app.add_middleware(LoginAdmissionMiddleware, settings=settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # RequestContextMiddleware (request id + access log) is the outermost layer: TenantryAPI.
+    app.add_middleware(RelativeRedirectMiddleware)
+    app.add_middleware(HeadMiddleware)
+    # Outer layers (TenantryAPI): the request id + access log, and outside it the header limits.
     return app
 
 

@@ -2,7 +2,7 @@
 
 from app.apikeys.models import ApiKey
 from app.audit.models import AuditEvent
-from app.auth.models import LoginAttempt, RefreshToken
+from app.auth.models import LoginAttempt, LoginThrottle, RefreshToken
 from app.db.base import Base
 from app.db.tenant_rule import is_tenant_table
 from app.export.models import TenantDeletion
@@ -15,7 +15,7 @@ from app.tenants.models import Tenant
 from app.users.models import Role, User
 
 __all__ = [
-    "ApiKey", "AuditEvent", "IdempotencyKey", "Invitation", "Item", "LoginAttempt", "OutboxMessage",
+    "ApiKey", "AuditEvent", "IdempotencyKey", "Invitation", "Item", "LoginAttempt", "LoginThrottle", "OutboxMessage",
     "PlatformIdempotencyKey", "RefreshToken", "ResetThrottle", "Role", "Tag", "Tenant", "TenantDeletion",
     "TenantQuota", "TenantRateLimit", "User", "UserToken", "item_tags", "tenant_tables",
 ]

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections")
     load.add_argument("--login-connections", type=int, default=8,
                       help="connections for login load (bcrypt-bound: more only queue longer)")
+    load.add_argument("--flood-connections", type=int, default=100,
+                      help="anonymous login clients of the login_flood scenario")
     load.add_argument("--loadgen", choices=["auto", "wrk", "builtin"], default="auto",
                       help="auto: wrk when installed, else the built-in asyncio generator")
     load.add_argument("--wrk-threads", type=int, default=2, help="wrk -t")

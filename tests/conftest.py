@@ -88,6 +88,9 @@ def make_settings(db_urls: DatabaseUrls, **overrides) -> Settings:
         platform_api_key=PLATFORM_KEY,
         db_pool_size=10,
         log_level="WARNING",
+        # Every in-process test client is one peer (127.0.0.1): the per-client login limit would
+        # otherwise add up the whole suite's failed logins. Throttle tests set their own.
+        login_client_max_attempts=1_000_000,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

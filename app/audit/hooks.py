@@ -20,25 +20,32 @@ def login_succeeded(session: AsyncSession, user: Any) -> None:
     record(session, Actor.user(user), "auth.login_succeeded", "user", user.id)
 
 
-def login_failed(session: AsyncSession, email: str, user: Any, tenant: Any, *, password_ok: bool) -> None:
-    """Why it failed is for auditors only (the caller always gets the same 401)."""
-    if user is None:
-        reason = "unknown_email"
-    elif not password_ok:
-        reason = "wrong_password"
-    elif not user.is_active:
-        reason = "user_inactive"
-    else:
-        reason = f"tenant_{tenant.status.value}"
-    record(session, Actor.anonymous(email), "auth.login_failed", "user" if user else None,
-           user.id if user else None, {"email": email, "reason": reason})
-
-
-def login_throttled(session: AsyncSession, email: str, error: AppError) -> AppError:
-    record(session, Actor.anonymous(email), "auth.login_throttled", None, None, {"email": email})
-    return error
-
-
 def refresh_reused(session: AsyncSession, user_id: uuid.UUID, family_id: uuid.UUID) -> None:
     """A spent refresh token came back: its family was revoked (theft suspected)."""
     record(session, Actor.anonymous(), "auth.refresh_reused", "user", user_id, {"family_id": str(family_id)})
+
+
+def login_attempt_event(
+    tenant_id: uuid.UUID, email: str, action: str, user_id: uuid.UUID | None = None, reason: str | None = None
+) -> Any:
+    """A failed or throttled login's event, written only if `tenant_id` names a tenant.
+
+    An INSERT ... SELECT ... WHERE EXISTS: a login to an unknown tenant sends the very same
+    statement and writes nothing, so the two cannot be told apart by what reaches the
+    database (issue #12: unknown tenants are indistinguishable).
+    """
+    from sqlalchemy import exists, literal, select
+
+    from app.audit.models import AuditEvent, uuid7
+    from app.audit.service import _row
+    from app.tenants.models import Tenant
+    from app.audit.context import request_info
+
+    details = {"email": email, **({"reason": reason} if reason else {})}
+    row = {"tenant_id": tenant_id, "id": uuid7(),
+           **_row(Actor.anonymous(email), action, "user" if user_id else None, user_id, details, request_info())}
+    table = AuditEvent.__table__
+    values = [literal(value, type_=table.c[name].type).label(name) for name, value in row.items()]
+    return table.insert().from_select(
+        list(row), select(*values).where(exists().where(Tenant.__table__.c.id == tenant_id))
+    )

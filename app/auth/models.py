@@ -1,4 +1,4 @@
-"""Refresh tokens (stored as hashes, rotated in families) and login failure counters."""
+"""Refresh tokens (stored as hashes, rotated in families) and the login throttle's counters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, LargeBina
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import TenantBase, UUIDPrimaryKey
+from app.db.base import Base, TenantBase, UUIDPrimaryKey
 
 
 class RefreshToken(UUIDPrimaryKey, TenantBase):
@@ -36,10 +36,31 @@ class RefreshToken(UUIDPrimaryKey, TenantBase):
 
 
 class LoginAttempt(TenantBase):
-    """Failed logins per (tenant, email), shared by every worker process through PostgreSQL."""
+    """Superseded by LoginThrottle (issue #12): no longer read or written by the app.
+
+    Kept so that existing databases, the benchmark seed and the isolation tests that list
+    every tenant table keep working; a later migration can drop it.
+    """
 
     __tablename__ = "login_attempts"
 
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class LoginThrottle(Base):
+    """Login attempts per client and per (client, tenant slug, email), across workers and hosts.
+
+    Not a tenant table on purpose: its keys are made from what a caller *sent* (any slug, any
+    email, existing or not), so unknown tenants and emails are counted exactly like real ones
+    and the throttle reveals nothing. A key is an HMAC of those strings (32 bytes whatever
+    their length); no tenant data is stored. Rows quiet for a window are deleted.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    blocked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
+from app.auth.client import client_id
+from app.auth.login import login as login_flow
 from app.auth.schemas import LoginRequest, LogoutRequest, RefreshRequest, TokenForm, TokenPair
 from app.core.config import Settings
 from app.core.errors import AppError, Invalid, error_response
@@ -20,7 +22,9 @@ from app.db.session import SessionDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-LOGIN_ERRORS: dict[int | str, dict[str, Any]] = problems(401, 429)
+LOGIN_ERRORS: dict[int | str, dict[str, Any]] = problems(401, 429, 503)
+# RFC 6749 5.1: responses carrying tokens must not be stored by any cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FORM_BYTES = 8192
 
 
@@ -39,11 +43,22 @@ def respond(result: Any) -> Any:
     return result
 
 
+def no_store(response: Response) -> None:
+    response.headers.update(NO_STORE)
+
+
+async def _login(request: Request, response: Response, slug: str, email: str, password: str) -> TokenPair:
+    # No SessionDep: the login flow opens its own short transactions around the hash.
+    settings = _settings(request)
+    no_store(response)
+    client = client_id(request, settings)
+    return await login_flow(request.app.state.sessionmaker, settings, client, slug, email, password)
+
+
 @router.post("/login", response_model=TokenPair, responses=LOGIN_ERRORS)
-async def login(data: LoginRequest, request: Request, session: SessionDep):
+async def login(data: LoginRequest, request: Request, response: Response):
     """Log in to a tenant (by slug) with email and password."""
-    result = await auth_service.login(session, _settings(request), data.tenant, data.email, data.password)
-    return respond(result)
+    return await _login(request, response, data.tenant, data.email, data.password)
 
 
 @router.post(
@@ -57,23 +72,28 @@ async def login(data: LoginRequest, request: Request, session: SessionDep):
         }
     },
 )
-async def token(request: Request, session: SessionDep):
+async def token(request: Request, response: Response):
     """OAuth2 password grant for the Authorize dialog of /docs: username = email, client_id = tenant slug."""
     form = await read_token_form(request)
-    result = await auth_service.login(session, _settings(request), form.client_id, form.username, form.password)
-    return respond(result)
+    return await _login(request, response, form.client_id, form.username, form.password)
 
 
 @router.post("/refresh", response_model=TokenPair, responses=problems(401))
-async def refresh(data: RefreshRequest, request: Request, session: SessionDep):
+async def refresh(data: RefreshRequest, request: Request, response: Response, session: SessionDep):
     """Trade a refresh token for a new pair; the presented one stops working (rotation)."""
+    no_store(response)
     return respond(await auth_service.refresh(session, _settings(request), data.tenant, data.refresh_token))
 
 
 @router.post("/logout", status_code=204)
 async def logout(data: LogoutRequest, session: SessionDep) -> Response:
-    """Revoke the refresh token (and its rotation family). Unknown tokens also answer 204."""
-    await auth_service.logout(session, data.tenant, data.refresh_token)
+    """Revoke the refresh token (and its rotation family). Unknown tokens also answer 204.
+
+    `everywhere: true` ends every session of the user: all refresh tokens, and every access
+    token at its next request. A plain logout leaves the access tokens of the family valid
+    until they expire (ACCESS_TOKEN_MINUTES): clients drop them.
+    """
+    await auth_service.logout(session, data.tenant, data.refresh_token, everywhere=data.everywhere)
     return Response(status_code=204)
 
 

@@ -63,7 +63,7 @@ class RefreshRequest(InputSchema):
 
 
 class LogoutRequest(RefreshRequest):
-    pass
+    everywhere: bool = Field(False, description="end every session of the user, access tokens included")
 
 
 class TokenPair(BaseModel):

@@ -1,28 +1,32 @@
-"""Login, token issue / rotation / revocation, and the login throttle (counters in PostgreSQL).
+"""Token issue / rotation / revocation, serialized per user so a revocation always wins.
 
-Errors whose side effects must outlive the request's 401 (a failed attempt counted, a
-stolen refresh-token family revoked) are *returned* to the router instead of raised: the
-request's single commit in SessionDep then keeps those writes, while anything raised still
-rolls the whole request back. One connection, one transaction, no second session.
+Every operation that rotates or revokes a user's refresh tokens first locks that user's row
+(`lock_user`, FOR NO KEY UPDATE), then reads or writes the tokens in a *later* statement.
+Under READ COMMITTED each statement sees what committed before it started, so:
+- a refresh that waited for a revocation sees the revoked token once it has the lock;
+- a revocation that waited for a refresh sees the successor that refresh inserted.
+Whatever the interleaving, no token survives a revocation (issue #12, item 1).
+
+Errors whose side effects must outlive the request's 401 (a stolen family revoked) are
+*returned* to the router instead of raised: SessionDep's single commit then keeps those
+writes, while anything raised still rolls the whole request back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import hooks as audit_hooks  # AUDIT (issue 16)
-from app.auth.models import LoginAttempt, RefreshToken
+from app.auth.models import RefreshToken
 from app.auth.schemas import TokenPair
 from app.core import security
 from app.core.config import Settings
-from app.core.errors import AppError, Forbidden, TooManyRequests, Unauthorized
+from app.core.errors import AppError, Unauthorized
+from app.core.text import normalize_email as _normalize_email
 from app.db.tenancy import bind_tenant
 from app.tenants import service as tenant_service
 from app.tenants.models import Tenant, TenantStatus
@@ -34,7 +38,8 @@ def _now() -> datetime:
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The one normalization of app/core/text.py, the same as at account creation."""
+    return _normalize_email(email)
 
 
 def bad_credentials() -> Unauthorized:
@@ -46,111 +51,33 @@ def bad_refresh_token() -> Unauthorized:
     return Unauthorized("invalid or expired refresh token", code="invalid_refresh_token")
 
 
-# --- login -----------------------------------------------------------------------------
-
-async def login(session: AsyncSession, settings: Settings, slug: str, email: str, password: str) -> TokenPair | AppError:
-    email = normalize_email(email)
-    tenant = await tenant_service.get_by_slug(session, slug)
-    if tenant is None:
-        # No tenant row, so no counter to keep; the same bcrypt work keeps the timing alike.
-        await check_password(settings, password, None)
-        raise bad_credentials()
-    await bind_tenant(session, tenant.id)
-    try:
-        has_failures = await check_throttle(session, settings, email)
-    except TooManyRequests as exc:  # AUDIT (issue 16): returned, so the event is committed
-        return audit_hooks.login_throttled(session, email, exc)
-    user = await _user_by_email(session, email)
-    ok, new_hash = await check_password(settings, password, user)
-    if not ok or not _may_log_in(user, tenant):
-        await record_failure(session, settings, tenant.id, email)
-        audit_hooks.login_failed(session, email, user, tenant, password_ok=ok)  # AUDIT (issue 16)
-        return bad_credentials()
-    if not (tenant.allow_unverified_login or user.email_verified_at is not None):  # app/people
-        return Forbidden("verify your email address before logging in", code="email_not_verified")
-    if new_hash:  # the stored hash used another cost: upgrade it now that we know the password
-        user.password_hash = new_hash
-    if has_failures:
-        await clear_failures(session, email)
-    audit_hooks.login_succeeded(session, user)  # AUDIT (issue 16)
-    return await issue_tokens(session, settings, user)
-
-
-def _may_log_in(user: User | None, tenant: Tenant) -> bool:
-    return user is not None and user.is_active and tenant.status is TenantStatus.active
-
-
-async def _user_by_email(session: AsyncSession, email: str) -> User | None:
-    return (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
-
-
-async def check_password(settings: Settings, password: str, user: User | None) -> tuple[bool, str | None]:
-    """(ok, new_hash). Without a user, verify against a dummy hash so a miss costs the same."""
-    if user is None:
-        stored = await asyncio.to_thread(security.dummy_hash, settings.bcrypt_rounds)
-    else:
-        stored = user.password_hash
-    try:
-        ok, new_hash = await security.verify_password(password, stored, settings.bcrypt_rounds)
-    except ValueError:  # passlib refuses NUL bytes: such a password can never match
-        return False, None
-    return ok and user is not None, new_hash
-
-
-# --- throttle --------------------------------------------------------------------------
-
-async def check_throttle(session: AsyncSession, settings: Settings, email: str) -> bool:
-    """Raise 429 while (tenant, email) is locked out; True if a failure counter exists.
-
-    The window is computed by PostgreSQL (now()), so every worker and host agrees on it.
-    """
-    window = timedelta(seconds=settings.login_window_seconds)
-    seconds_left = func.extract("epoch", LoginAttempt.window_started_at + window - func.now())
-    row = (
-        await session.execute(select(LoginAttempt.failures, seconds_left).where(LoginAttempt.email == email))
-    ).first()
-    if row is None:
-        return False
-    failures, left = row
-    if failures >= settings.login_max_failures and left > 0:
-        raise TooManyRequests(
-            "too many failed logins; try again later",
-            headers={"Retry-After": str(max(1, math.ceil(left)))},
-        )
-    return True
-
-
-async def record_failure(session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, email: str) -> None:
-    """Count one failure atomically (INSERT ... ON CONFLICT), so concurrent workers add up.
-
-    Then drop the tenant's counters whose window has closed: they count for nothing (a new
-    failure restarts at 1), and without this a flood of made-up emails would grow the table
-    forever. Failures are bcrypt-bound, so a tenant never holds more than one window's worth.
-    """
-    window_open = LoginAttempt.window_started_at > func.now() - timedelta(seconds=settings.login_window_seconds)
-    stmt = pg_insert(LoginAttempt).values(tenant_id=tenant_id, email=email, failures=1, window_started_at=func.now())
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[LoginAttempt.tenant_id, LoginAttempt.email],
-        set_={
-            "failures": case((window_open, LoginAttempt.failures + 1), else_=1),
-            "window_started_at": case((window_open, LoginAttempt.window_started_at), else_=func.now()),
-        },
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """Lock the user's row and read it as it is now; every rotation and revocation starts here."""
+    stmt = (
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     )
-    await session.execute(stmt)
-    await session.execute(delete(LoginAttempt).where(~window_open))
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def clear_failures(session: AsyncSession, email: str) -> None:
-    await session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
+async def _lock_user_row(session: AsyncSession, user_id: uuid.UUID) -> None:
+    # The lock only: pending ORM changes to the user are flushed first, never overwritten.
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
 
 
 # --- tokens ----------------------------------------------------------------------------
 
 async def issue_tokens(
-    session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    family_id: uuid.UUID | None = None,
+    refresh_token: str | None = None,
 ) -> TokenPair:
     """A fresh access token and a refresh token (a new family unless rotating one)."""
-    refresh_token = security.new_opaque_token()
+    refresh_token = refresh_token or security.new_opaque_token()
     now = _now()
     session.add(
         RefreshToken(
@@ -162,6 +89,10 @@ async def issue_tokens(
         )
     )
     await session.flush()
+    return _pair(settings, user, refresh_token)
+
+
+def _pair(settings: Settings, user: User, refresh_token: str) -> TokenPair:
     access_token = security.create_access_token(
         settings, user_id=user.id, tenant_id=user.tenant_id, role=user.role.value, token_version=user.token_version
     )
@@ -170,48 +101,87 @@ async def issue_tokens(
     )
 
 
-async def refresh(session: AsyncSession, settings: Settings, slug: str, token: str) -> TokenPair | AppError:
-    """Rotate: the presented token is spent and a new one of the same family is issued.
+async def _token_row(session: AsyncSession, token: str, *, lock: bool = False) -> RefreshToken | None:
+    stmt = select(RefreshToken).where(RefreshToken.token_hash == security.token_digest(token))
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
-    A token that was already spent means two parties hold the family (theft): the whole
-    family is revoked and the user's access tokens are cut (token_version), and the 401 is
-    returned so that the revocation is committed.
+
+async def refresh(session: AsyncSession, settings: Settings, slug: str, token: str) -> TokenPair | AppError:
+    """Rotate: the presented token is spent and its successor (same family) is issued.
+
+    Presented again within refresh_reuse_interval_seconds, while its successor is still
+    unused, it is a double-submit (two tabs, a retry): the same successor is returned.
+    Otherwise a spent token means two parties hold the family (theft): the whole family is
+    revoked and the user's access tokens are cut (token_version); that 401 is returned so
+    the revocation is committed.
     """
     await _bind_active_tenant(session, slug)
-    # FOR UPDATE: two concurrent refreshes of one token cannot both rotate it; the second
-    # waits, then sees it spent and is treated as reuse.
-    row = (
-        await session.execute(
-            select(RefreshToken).where(RefreshToken.token_hash == security.token_digest(token)).with_for_update()
-        )
-    ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or row.expires_at <= _now():
+    found = await _token_row(session, token)
+    if found is None:
+        raise bad_refresh_token()
+    # The user lock first, then the token re-read under it (see the module docstring).
+    user = await lock_user(session, found.user_id)
+    row = await _token_row(session, token, lock=True)
+    if user is None or row is None or row.revoked_at is not None or row.expires_at <= _now():
         raise bad_refresh_token()
     if row.used_at is not None:
+        retried = await _same_successor(session, settings, user, row, token)
+        if retried is not None:
+            return retried
         await revoke_family(session, row.family_id)
-        await bump_token_version(session, row.user_id)
-        audit_hooks.refresh_reused(session, row.user_id, row.family_id)  # AUDIT (issue 16)
+        await bump_token_version(session, user.id)
+        audit_hooks.refresh_reused(session, user.id, row.family_id)  # AUDIT (issue 16)
         return bad_refresh_token()
-    user = await session.get(User, row.user_id)
-    if user is None or not user.is_active:
+    if not user.is_active:
         raise bad_refresh_token()
     row.used_at = _now()
-    return await issue_tokens(session, settings, user, family_id=row.family_id)
+    successor = security.successor_token(settings, token)
+    return await issue_tokens(session, settings, user, family_id=row.family_id, refresh_token=successor)
 
 
-async def logout(session: AsyncSession, slug: str, token: str) -> None:
-    """Revoke the presented token's family. Unknown tokens are ignored (RFC 7009 style)."""
+async def _same_successor(
+    session: AsyncSession, settings: Settings, user: User, row: RefreshToken, token: str
+) -> TokenPair | None:
+    """The pair for a double-submit within the reuse interval, or None (it is reuse)."""
+    interval = timedelta(seconds=settings.refresh_reuse_interval_seconds)
+    if not interval or row.used_at is None or _now() - row.used_at > interval or not user.is_active:
+        return None
+    successor_token = security.successor_token(settings, token)
+    successor = await _token_row(session, successor_token, lock=True)
+    if successor is None or successor.used_at is not None or successor.revoked_at is not None:
+        return None
+    if successor.family_id != row.family_id or successor.expires_at <= _now():
+        return None
+    return _pair(settings, user, successor_token)
+
+
+async def logout(session: AsyncSession, slug: str, token: str, *, everywhere: bool = False) -> None:
+    """Revoke the presented token's family. Unknown tokens are ignored (RFC 7009 style).
+
+    A token that was already rotated is a theft signal, as at refresh: whoever rotated it
+    may hold access tokens, so the user's access tokens are cut too. `everywhere` ends every
+    session of the user: all refresh tokens, and every access token at its next request.
+    """
     tenant = await tenant_service.get_by_slug(session, slug)
     if tenant is None:
         return
     await bind_tenant(session, tenant.id)
-    family_id = (
-        await session.execute(
-            select(RefreshToken.family_id).where(RefreshToken.token_hash == security.token_digest(token))
-        )
-    ).scalar_one_or_none()
-    if family_id is not None:
-        await revoke_family(session, family_id)
+    found = await _token_row(session, token)
+    if found is None:
+        return
+    await _lock_user_row(session, found.user_id)
+    row = await _token_row(session, token, lock=True)
+    if row is None:
+        return
+    if everywhere:
+        await revoke_user_tokens(session, row.user_id)
+        await bump_token_version(session, row.user_id)
+        return
+    await revoke_family(session, row.family_id)
+    if row.used_at is not None:
+        await bump_token_version(session, row.user_id)
 
 
 async def _bind_active_tenant(session: AsyncSession, slug: str) -> Tenant:
@@ -223,6 +193,7 @@ async def _bind_active_tenant(session: AsyncSession, slug: str) -> Tenant:
 
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    """Callers hold the family's user lock (lock_user / _lock_user_row) before this runs."""
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -231,7 +202,12 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
 
 
 async def revoke_user_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Every refresh token of the user (password change, deactivation)."""
+    """Every refresh token of the user (password change, deactivation, logout everywhere).
+
+    The user lock is taken first, so the UPDATE below (a later statement) also sees any
+    successor that a refresh in flight committed while we waited for it.
+    """
+    await _lock_user_row(session, user_id)
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -88,6 +91,35 @@ async def verify_password(password: str, password_hash: str, rounds: int) -> tup
     return await _in_hash_thread(_crypt_context(rounds).verify_and_update, password, password_hash)
 
 
+class HashQueueFull(Exception):
+    """More logins are waiting for a hashing thread than this process accepts."""
+
+
+class HashQueue:
+    """Bounds the logins of one process that wait for (or run) a password hash.
+
+    A login takes a place before it touches the database and keeps it until its hash is
+    done; with every place taken the next one is refused at once (503 + Retry-After) instead
+    of queueing behind seconds of bcrypt. One event loop per process: no lock needed.
+    """
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+    @contextmanager
+    def place(self, limit: int):
+        if self.pending >= limit:
+            raise HashQueueFull
+        self.pending += 1
+        try:
+            yield
+        finally:
+            self.pending -= 1
+
+
+login_hashes = HashQueue()
+
+
 @lru_cache(maxsize=8)
 def dummy_hash(rounds: int) -> str:
     """A real hash to verify against when the user does not exist (same time as a miss)."""
@@ -98,6 +130,17 @@ def dummy_hash(rounds: int) -> str:
 
 def new_opaque_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def successor_token(settings: Settings, token: str) -> str:
+    """The refresh token that replaces `token` at rotation, derived rather than random.
+
+    A retry of the same refresh (two tabs, a lost response) can then be answered with the
+    very same successor without ever storing a token in plain text: only a holder of the
+    presented token *and* the server key can compute it.
+    """
+    mac = hmac.new(settings.secret_key.encode(), b"refresh-successor\x1f" + token.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
 def token_digest(token: str) -> bytes:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 from app.core.schemas import MONEY_JSON_SCHEMA, InputSchema, OutputSchema, db_safe
+from app.core.text import clean_display_name, clean_identifier
 
 MAX_BULK_ITEMS = 500
 MAX_TAGS_PER_ITEM = 50
@@ -24,9 +25,15 @@ def _to_cents(value: Decimal) -> Decimal:
     return Decimal("0.00") if value == 0 else value
 
 
-ItemName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(db_safe)]
+# Names refuse control/bidi/invisible characters (422); tag names are identifiers: one script,
+# stored NFKC so "unique ignoring case" also ignores composition (app/core/text.py).
+ItemName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(db_safe), AfterValidator(clean_display_name)
+]
 Description = Annotated[str, StringConstraints(max_length=5000), AfterValidator(db_safe)]
-TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(db_safe)]
+TagName = Annotated[
+    str, StringConstraints(min_length=1, max_length=50), AfterValidator(db_safe), AfterValidator(clean_identifier)
+]
 Price = Annotated[
     Decimal, Field(max_digits=12, decimal_places=2, ge=0, allow_inf_nan=False), AfterValidator(_to_cents),
     WithJsonSchema(MONEY_JSON_SCHEMA, mode="validation")

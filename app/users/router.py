@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import AdminUser, CurrentUser
-from app.auth.router import respond
+from app.auth.client import client_id
+from app.auth.router import no_store, respond
 from app.auth.schemas import Text, TokenPair
 from app.core.openapi import problems
 from app.core.routing import require_principal
@@ -37,9 +38,16 @@ async def update_me(data: MeUpdate, user: CurrentUser, session: SessionDep):
 
 
 @router.post("/me/password", response_model=TokenPair)
-async def change_my_password(data: PasswordChange, user: CurrentUser, session: SessionDep, request: Request):
+async def change_my_password(
+    data: PasswordChange, user: CurrentUser, session: SessionDep, request: Request, response: Response
+):
     """Change the password: every existing token of the user stops working; a new pair is returned."""
-    return respond(await user_service.change_password(session, request.app.state.settings, user, data))
+    settings = request.app.state.settings
+    no_store(response)
+    result = await user_service.change_password(
+        session, request.app.state.sessionmaker, settings, client_id(request, settings), user, data
+    )
+    return respond(result)
 
 
 # --- tenant admins (owner, admin) ------------------------------------------------------

@@ -10,11 +10,30 @@ from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StrictBool, fi
 
 from app.auth.schemas import Password, Text
 from app.core.schemas import InputSchema, OutputSchema, drop_null_from_properties
+from app.core.text import check_name, check_single_script, clean_display_name, normalize_email
 from app.users.models import Role
 
-# Emails are compared case-insensitively by storing them lower-cased.
-Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
-FullName = Annotated[Text, Field(max_length=200)]
+MAX_EMAIL_LENGTH = 320
+
+
+def _email_key(value: str) -> str:
+    """Stored as its comparison key (app/core/text.py), the form login looks it up by.
+
+    The local part must be of one script (no Cyrillic "о" in a Latin name); the result must
+    still fit the column (NFKC and casefold can lengthen it).
+    """
+    local = value.rpartition("@")[0]
+    check_name(local, identifier=True)
+    check_single_script(local)
+    key = normalize_email(value)
+    if len(key) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"must be at most {MAX_EMAIL_LENGTH} characters once normalized")
+    return key
+
+
+# Emails are compared by their normalized key (NFKC + casefold, IDNA domain), stored as such.
+Email = Annotated[EmailStr, Field(max_length=MAX_EMAIL_LENGTH), AfterValidator(_email_key)]
+FullName = Annotated[Text, Field(max_length=200), AfterValidator(clean_display_name)]
 
 
 class _PatchSchema(InputSchema):

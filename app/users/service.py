@@ -11,11 +11,13 @@ import uuid
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import service as audit
 from app.audit.context import Actor
 from app.auth import service as auth_service
+from app.auth import throttle
+from app.auth.login import check_password
 from app.auth.schemas import TokenPair, clean_text
 from app.core import security
 from app.core.config import Settings
@@ -63,26 +65,33 @@ async def update_me(session: AsyncSession, user: User, data: MeUpdate) -> User:
 
 
 async def change_password(
-    session: AsyncSession, settings: Settings, user: User, data: PasswordChange
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    client: str,
+    user: User,
+    data: PasswordChange,
 ) -> TokenPair | AppError:
     """New password, every other session ended, and a fresh token pair for the caller.
 
-    A wrong current password counts as a failed login (same throttle), so a stolen access
-    token cannot be used to guess the password; that error is returned, so the count is kept.
+    The attempt is counted (per client and account, like a login) in its own short
+    transaction *before* the current password is checked, so a stolen access token cannot
+    be used to guess the password, and a burst cannot check more than the throttle allows.
     """
     check_new_password(settings, "new_password", data.new_password)
-    has_failures = await auth_service.check_throttle(session, settings, user.email)
-    ok, _ = await auth_service.check_password(settings, data.current_password, user)
+    counters = throttle.password_change_counters(settings, client, str(user.tenant_id), str(user.id))
+    async with sessionmaker() as counting, counting.begin():
+        await throttle.count_attempt(counting, settings, counters)
+    ok, _ = await check_password(settings, data.current_password, user.password_hash)
     if not ok:
-        await auth_service.record_failure(session, settings, user.tenant_id, user.email)
         audit.record(session, Actor.user(user), "user.password_change_failed", "user", user.id)
         return Invalid("current_password", "is incorrect")
     user.password_hash = await _hash(settings, data.new_password)
     _end_live_tokens(user)
     audit.record(session, Actor.user(user), "user.password_changed", "user", user.id)
+    # Locks the user row first: a refresh in flight cannot slip a token past this revocation.
     await auth_service.revoke_user_tokens(session, user.id)
-    if has_failures:
-        await auth_service.clear_failures(session, user.email)
+    await throttle.forget(session, counters)
     return await auth_service.issue_tokens(session, settings, user)
 
 

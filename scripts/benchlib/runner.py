@@ -133,8 +133,9 @@ async def measure(ctx: Context, server: servers.Server, scenario: Scenario) -> d
     args = ctx.args
     loads = [(scenario.kind, args.connections if scenario.kind != "login" else args.login_connections)]
     if scenario.background:
-        loads.append((scenario.background, args.login_connections))
-    use_wrk = [ctx.loadgen == "wrk" and kind != "login" for kind, _ in loads]
+        flood = scenario.background == "login_flood"
+        loads.append((scenario.background, args.flood_connections if flood else args.login_connections))
+    use_wrk = [ctx.loadgen == "wrk" and kind not in ("login", "login_flood") for kind, _ in loads]
     drain = 0.5 if args.warmup > 0 and any(use_wrk) else 0.0
     want_profile = args.profile and server.name in args.profile_apps
     profile_task = None

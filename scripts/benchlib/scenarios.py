@@ -31,6 +31,10 @@ SCENARIOS = {
         Scenario("patch_item", "patch_item"),
         Scenario("login", "login"),
         Scenario("get_by_id+logins", "get_by_id", background="login"),
+        # Issue #12 item 3: another tenant's GETs under an anonymous login flood (unknown
+        # tenants, made-up emails; --flood-connections clients). Target: GET p99 within 2x of
+        # get_by_id alone, no 503 for the GETs.
+        Scenario("login_flood", "get_by_id", background="login_flood"),
     )
 }
 KINDS = ("get_by_id", "get_by_id_key", "list_20", "post_item", "patch_item", "login")
@@ -126,6 +130,12 @@ def request_factory(kind: str, w: Workload, port: int, seed: int | None = None) 
             t, item = next(cycle)
             return build_request("PATCH", f"/api/v1/items/{item}", port, _auth(t, body=True), patch_body(rng))
         return patch
+    if kind == "login_flood":
+        def flood() -> bytes:
+            n = rng.getrandbits(40)
+            body = json.dumps({"tenant": f"flood-{n % 97}", "email": f"x{n}@flood.example", "password": "guess"})
+            return build_request("POST", "/api/v1/auth/login", port, {"Content-Type": "application/json"}, body.encode())
+        return flood
     if kind == "login":
         def login() -> bytes:
             t = rng.choice(w.tenants)
@@ -211,6 +221,7 @@ async def preflight(port: int, w: Workload, app_name: str, seq: int = -1) -> Pre
             available["login"] = None if check in (200, 404) else f"login token refused ({check})"
         else:
             available["login"] = f"POST login → {status} {body[:120]!r}"
+        available["login_flood"] = None  # anonymous, wrong by design: any answer is part of the load
     finally:
         await client.close()
     return Preflight(available, item_shape, list_shape)

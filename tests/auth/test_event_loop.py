@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from app.auth import service as auth_service
+from app.auth import login as login_flow
 from app.core import security
 from app.core.security import hash_password
 from tests.auth.helpers import login, set_password_hash
@@ -37,7 +37,7 @@ async def test_healthz_answers_while_logins_verify(client, factory, monkeypatch)
 
     # A spy around the real check (not a mock): it tells when every login has reached bcrypt.
     n, entered, all_in_bcrypt = 3, [], asyncio.Event()
-    real_check = auth_service.check_password
+    real_check = login_flow.check_password
 
     async def spying_check(*args, **kwargs):
         entered.append(1)
@@ -45,7 +45,7 @@ async def test_healthz_answers_while_logins_verify(client, factory, monkeypatch)
             all_in_bcrypt.set()
         return await real_check(*args, **kwargs)
 
-    monkeypatch.setattr(auth_service, "check_password", spying_check)
+    monkeypatch.setattr(login_flow, "check_password", spying_check)
     logins = [asyncio.create_task(login(client, t.slug, t.owner.email, t.owner.password)) for _ in range(n)]
     await all_in_bcrypt.wait()
     r = await client.get("/healthz")

@@ -286,9 +286,9 @@ async def _verify(client: httpx.AsyncClient, run: Run, factory: Factory) -> None
             assert set((await s.execute(select(Item.id))).scalars()) == set(t.items), t.idx
             assert (await s.execute(select(func.count()).select_from(RefreshToken))).scalar_one() == t.logins, t.idx
             failures = (await s.execute(select(LoginAttempt.failures))).scalars().all()
-        # Failed logins counted in the victim tenant only, though every owner shares the email.
-        expected = 1 if t is run.victim and run.done["bad_login"] else 0
-        assert len(failures) == expected and all(f >= 1 for f in failures), (t.idx, failures)
+        # login_attempts is no longer written: failed logins are counted in login_throttle, which
+        # is keyed by what the caller sent, not by tenant (issue #12, items 2 and 5).
+        assert failures == [], (t.idx, failures)
     async with factory.session_for(None) as s, s.begin():
         for table in ("items", "tags", "refresh_tokens", "login_attempts"):
             assert (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0, table

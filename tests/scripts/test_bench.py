@@ -50,13 +50,16 @@ async def _drop_bench_databases(admin_url: str) -> None:
 def test_every_scenario_runs_clean_on_both_apps(bench):
     doc = bench("--tenants", "3", "--items", "30", "--users", "2", "--loadgen", "builtin",
                 "--duration", "0.5", "--warmup", "0.1", "--connections", "4", "--login-connections", "2",
-                "--order", "grouped")
+                "--flood-connections", "4", "--order", "grouped")
 
-    assert doc["scenarios"] == ["get_by_id", "get_by_id_key", "list_20", "post_item", "patch_item", "login", "get_by_id+logins"]
+    assert doc["scenarios"] == [
+        "get_by_id", "get_by_id_key", "list_20", "post_item", "patch_item", "login", "get_by_id+logins", "login_flood"
+    ]
     # Preflight: every scenario answered as expected in both apps (None = available), and the
     # cross-tenant GET/PATCH/list checks passed (a failure aborts the run: returncode != 0).
     for app in ("tenantry", "reference"):
-        assert doc["preflight"][app] == dict.fromkeys(doc["scenarios"][:-1]), doc["preflight"]
+        kinds = [*doc["scenarios"][:5], "login_flood"]  # the composite scenarios add no kind of their own
+        assert doc["preflight"][app] == dict.fromkeys(kinds), doc["preflight"]
     assert doc["warnings"] == []  # e.g. the two apps' item or page shapes differ
     for scenario, by_app in doc["results"].items():
         for app in ("tenantry", "reference"):
