@@ -15,7 +15,7 @@ from alembic import op
 from app.core.config import get_settings
 
 revision: str = "0013"
-down_revision: str | None = "0003"  # 0002 on the ops branch; re-chained after main's 0003
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
