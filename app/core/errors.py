@@ -123,6 +123,7 @@ def _summary(errors: list[dict[str, Any]]) -> str:
 def problem_body(status: int, code: str, detail: Any, instance: str | None = None) -> dict[str, Any]:
     """The problem document for a domain error's detail: a sentence, a field dict or field errors."""
     errors: list[dict[str, Any]] | None = None
+    extensions: dict[str, Any] = {}
     if isinstance(detail, list):  # field errors (validation)
         errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
                   for e in detail]
@@ -133,6 +134,8 @@ def problem_body(status: int, code: str, detail: Any, instance: str | None = Non
         loc = detail.get("loc") or (["body", field] if field else None)
         if loc:
             errors = [{"loc": _loc(loc), "msg": text, "type": code}]
+        # Anything else the error states (a quota's resource, limit, used) as RFC 9457 extension members.
+        extensions = {k: v for k, v in detail.items() if k not in ("field", "message", "loc")}
     else:
         text = str(detail) if detail is not None else code.replace("_", " ")
     body: dict[str, Any] = {
@@ -145,7 +148,7 @@ def problem_body(status: int, code: str, detail: Any, instance: str | None = Non
     }
     if errors is not None:
         body["errors"] = errors
-    return body
+    return {**extensions, **body}
 
 
 def error_response(status: int, code: str, detail: Any, headers: dict[str, str] | None = None,

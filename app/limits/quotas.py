@@ -68,7 +68,8 @@ async def reserve(session: AsyncSession, tenant_id: uuid.UUID, resource: str, n:
 def _check(resource: str, used: int, n: int, limit: int) -> None:
     if used + n > limit:
         raise QuotaExceeded(
-            {"resource": resource, "limit": limit, "used": used, "requested": n},
+            {"message": f"the tenant's quota of {limit} {resource} would be exceeded", "resource": resource,
+             "limit": limit, "used": used, "requested": n},
             code="quota_exceeded",
         )
 

@@ -55,7 +55,7 @@ async def test_mixed_script_emails_are_refused(client, factory):
     t = await factory.tenant()
     r = await client.post(USERS, headers=t.owner.headers, json={"email": "b\u043eb@example.com", "password": "a-long-password"})
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"][-1] == "email"
+    assert r.json()["errors"][0]["loc"][-1] == "email"
 
 
 BAD = ["tab\there", "line\nfeed", "evil\u202ename", "zero\u200bwidth", "bell\u0007", "iso\u2066late"]
@@ -65,13 +65,13 @@ BAD = ["tab\there", "line\nfeed", "evil\u202ename", "zero\u200bwidth", "bell\u00
 async def test_invisible_and_control_characters_in_names_are_422_naming_the_field(client, factory, name):
     t = await factory.tenant()
     r = await client.post(USERS, headers=t.owner.headers, json={"email": "n@example.com", "full_name": name, "password": "a-long-password"})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "full_name", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "full_name", r.text
     r = await client.patch("/api/v1/users/me", headers=t.owner.headers, json={"full_name": name})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "full_name", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "full_name", r.text
     r = await client.post(TAGS, headers=t.owner.headers, json={"name": name})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "name", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "name", r.text
     r = await client.post(ITEMS, headers=t.owner.headers, json={"name": name, "price": "1.00"})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "name", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "name", r.text
 
 
 async def test_joiners_stay_allowed_in_display_names(client, factory):
@@ -91,7 +91,7 @@ async def test_tags_unique_ignoring_case_also_ignore_normalization_forms(client,
 async def test_mixed_script_tags_are_refused(client, factory):
     t = await factory.tenant()
     r = await client.post(TAGS, headers=t.owner.headers, json={"name": "\u0441afe"})  # Cyrillic с + Latin
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "name"
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "name"
 
 
 def test_identity_key_folds_compatibility_case_and_composition():
