@@ -37,9 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.core.metrics import prepare_multiprocess_dir
-    from app.db.setup import DatabaseUrls, prepare_database
-
     from app.core.server import uvicorn_options
+    from app.db.setup import DatabaseUrls, prepare_database
 
     settings = _settings()
     workers = args.workers or settings.workers
@@ -71,6 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # uvicorn binds after the workers start; with a port taken it exits with its own error line.
     print(f"[tenantry] starting the API on http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    # Header size and time limits, keep-alive, connection cap (issue #12, items 7 and 8).
+    server_options: dict[str, Any] = uvicorn_options()
+    if getattr(args, "reload", False):
+        server_options.update(reload=True, reload_dirs=[str(_app_dir())])
     uvicorn.run(
         "app.main:app_factory",
         factory=True,
@@ -82,9 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the lifespan
         # closes the pool.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
-        **({"reload": True, "reload_dirs": [str(_app_dir())]} if getattr(args, "reload", False) else {}),
-        # Header size and time limits, keep-alive, connection cap (issue #12, items 7 and 8).
-        **uvicorn_options(),
+        **server_options,
     )
     return 0
 

@@ -8,15 +8,16 @@ login_throttle is not a tenant table: its keys are HMACs of what a caller sent (
 email), so unknown tenants are counted like real ones. It holds no tenant data; the app role
 gets DML through the default privileges (app/db/setup.py), nothing more.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0012"
-down_revision: Union[str, None] = "0003"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

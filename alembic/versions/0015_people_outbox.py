@@ -11,19 +11,19 @@ tenant data beyond the ids in job arguments; the app role needs only what defaul
 already give it: DML on its tables, USAGE on its sequences, EXECUTE on its functions (PUBLIC).
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.util import await_only
 
+from alembic import op
 from app.db.rls import disable_tenant_rls, enable_tenant_rls  # every new tenant table needs RLS
 
 revision: str = '0015'
-down_revision: Union[str, None] = '0014'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = '0014'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 TENANT_TABLES = ("outbox_messages", "reset_throttle", "invitations", "user_tokens")
 ENUMS = ("outbox_status", "invitation_status", "user_token_purpose")

@@ -6,6 +6,7 @@ their writes), so their events commit with the failure counter and the revocatio
 
 from __future__ import annotations
 
+import typing
 import uuid
 from typing import Any
 
@@ -13,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.context import Actor
 from app.audit.service import record
-from app.core.errors import AppError
 
 
 def login_succeeded(session: AsyncSession, user: Any) -> None:
@@ -34,18 +34,18 @@ def login_attempt_event(
     statement and writes nothing, so the two cannot be told apart by what reaches the
     database (issue #12: unknown tenants are indistinguishable).
     """
-    from sqlalchemy import exists, literal, select
+    from sqlalchemy import Table, exists, literal, select
 
+    from app.audit.context import request_info
     from app.audit.models import AuditEvent, uuid7
     from app.audit.service import _row
     from app.tenants.models import Tenant
-    from app.audit.context import request_info
 
     details = {"email": email, **({"reason": reason} if reason else {})}
     row = {"tenant_id": tenant_id, "id": uuid7(),
            **_row(Actor.anonymous(email), action, "user" if user_id else None, user_id, details, request_info())}
-    table = AuditEvent.__table__
+    table = typing.cast(Table, AuditEvent.__table__)
     values = [literal(value, type_=table.c[name].type).label(name) for name, value in row.items()]
     return table.insert().from_select(
-        list(row), select(*values).where(exists().where(Tenant.__table__.c.id == tenant_id))
+        list(row), select(*values).where(exists().where(Tenant.id == tenant_id))
     )

@@ -12,14 +12,17 @@ change committed:
 from __future__ import annotations
 
 import re
+import typing
 import uuid
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     FromClause,
     Insert,
     String,
+    Table,
     bindparam,
     cast,
     delete,
@@ -36,7 +39,7 @@ from app.audit.models import AuditEvent, uuid7
 from app.audit.redact import scrub
 from app.db.tenancy import TenantContextError, session_tenant
 
-audit_events = AuditEvent.__table__
+audit_events = typing.cast(Table, AuditEvent.__table__)
 
 
 def _row(actor: Actor, action: str, target_type: str | None, target_id: Any, details: dict | None,
@@ -70,7 +73,7 @@ def record(
 
     No round trip here: the row goes out with the session's next flush, in its transaction.
     """
-    tenant = session_tenant(session)
+    tenant = session_tenant(session.sync_session)
     if tenant is None or (tenant_id is not None and tenant_id != tenant):
         raise TenantContextError("audit event outside its tenant's session")
     event = AuditEvent(tenant_id=tenant, id=uuid7(), **_row(actor, action, target_type, target_id, details,
@@ -88,7 +91,7 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str
 def _plain(value: Any) -> Any:
     """A JSON-ready value: enums by value, ids/decimals/times as strings."""
     if value is None or isinstance(value, bool | int | float | str):
-        return value.value if hasattr(value, "value") else value
+        return getattr(value, "value", value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if hasattr(value, "isoformat"):
@@ -137,13 +140,13 @@ def audit_insert_from(
     cached compiled statement takes fresh values from `audit_params(actor, details)`.
     """
     if actor is None:  # compiled once (app/db/statements.py): every value comes with each execution
-        bound = {name: bindparam(name, type_=type_) for name, type_ in AUDIT_PARAM_TYPES.items()
+        bound: dict[str, Any] = {name: bindparam(name, type_=type_) for name, type_ in AUDIT_PARAM_TYPES.items()
                  if name != "audit_details" or isinstance(details, dict)}
     else:
         params = audit_params(actor, details if isinstance(details, dict) or details is None else None)
         bound = {name: bindparam(name, value, type_=AUDIT_PARAM_TYPES[name]) for name, value in params.items()}
     detail_expr = bound.pop("audit_details", None)
-    columns = {
+    columns: dict[str, Any] = {
         "tenant_id": tenant_id if tenant_id is not None else source.c.tenant_id,
         "id": func.gen_random_uuid(),
         "actor_type": bound["audit_actor_type"],
@@ -173,7 +176,7 @@ def _constant(name: str) -> ColumnElement[str]:
     return literal_column(f"'{name}'", String)
 
 
-AUDIT_PARAM_TYPES = {
+AUDIT_PARAM_TYPES: dict[str, Any] = {
     "audit_actor_type": String(), "audit_actor_id": UUID(as_uuid=True), "audit_actor_key_id": UUID(as_uuid=True),
     "audit_actor_label": String(), "audit_request_id": String(), "audit_client_addr": String(),
     "audit_user_agent": String(), "audit_details": JSONB(),
@@ -200,4 +203,4 @@ async def prune_tenant(session: AsyncSession, days: int) -> int:
     the app role has no DELETE on audit_events)."""
     cutoff = func.now() - func.make_interval(0, 0, 0, days)
     result = await session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < cutoff))
-    return result.rowcount or 0
+    return typing.cast(CursorResult, result).rowcount or 0

@@ -116,7 +116,7 @@ async def _count_and_find(
     if user is None:
         return None, None, Found(None, False, status)
     found = Found(user.id, user.is_active, status)
-    if not _may_log_in(user, tenant):
+    if tenant is None or not _may_log_in(user, tenant):
         return None, user.password_hash, found  # checked all the same: the same time as a success
     return Candidate(tenant.id, user.id, user.token_version), user.password_hash, found
 
@@ -128,7 +128,7 @@ def _may_log_in(user: User, tenant: Tenant | None) -> bool:
 async def check_password(settings: Settings, password: str, stored: str | None) -> tuple[bool, str | None]:
     """(ok, new_hash). Without a stored hash, verify against a dummy one so a miss costs the same."""
     dummy = stored is None
-    if dummy:
+    if stored is None:
         stored = await asyncio.to_thread(security.dummy_hash, settings.bcrypt_rounds)
     try:
         ok, new_hash = await security.verify_password(password, stored, settings.bcrypt_rounds)

@@ -19,9 +19,11 @@ import hashlib
 import hmac
 import math
 import time
+import typing
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, delete, func, literal, literal_column, select, update
+from sqlalchemy import Table, case, delete, func, literal, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,12 +32,12 @@ from app.core.config import Settings
 from app.core.errors import TooManyRequests
 from app.core.text import identity_key
 
-_T = LoginThrottle.__table__
+_T = typing.cast(Table, LoginThrottle.__table__)
 # 2^30 seconds is far beyond any cap; bounding the exponent keeps power() finite.
 _MAX_EXPONENT = 30
 PRUNE_EVERY_SECONDS = 60.0
 _last_prune = float("-inf")
-_NEVER = literal_column("'-infinity'::timestamptz")
+_NEVER: Any = literal_column("'-infinity'::timestamptz")
 
 
 @dataclass(frozen=True, slots=True)

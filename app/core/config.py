@@ -191,7 +191,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _refuse_weak_auth_settings(self) -> "Settings":
+    def _refuse_weak_auth_settings(self) -> Settings:
         # One clear line each: these are typos or placeholders, never a working configuration.
         if self.platform_api_key == "":
             self.platform_api_key = None  # PLATFORM_API_KEY= (empty) means unset, as in compose.yaml

@@ -11,6 +11,7 @@ HeaderLimitMiddleware then applies the exact per-header limits inside the app.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -71,10 +72,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def uvicorn_options() -> dict:
+def uvicorn_options() -> dict[str, Any]:
     """The limits `tenantry serve` passes to uvicorn (see the README's reverse-proxy notes)."""
     settings = get_settings()
-    options = {
+    options: dict[str, Any] = {
         "timeout_keep_alive": settings.server_keep_alive_seconds,
         "limit_concurrency": settings.server_limit_concurrency,
         "backlog": settings.server_backlog,

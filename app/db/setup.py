@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url

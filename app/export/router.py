@@ -29,7 +29,7 @@ from app.users.models import Role, User
 router = APIRouter(prefix="/tenant", tags=["tenant"])
 platform_router = APIRouter(prefix="/platform", tags=["platform"], dependencies=[Depends(require_platform_key)])
 OwnerUser = Annotated[User, Depends(require_role(Role.owner))]
-NDJSON = {200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+NDJSON: dict[int | str, dict[str, Any]] = {200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
                 "description": "NDJSON: a header line, one line per row ({type, table, row}), an end line"}}
 
 

@@ -110,4 +110,4 @@ async def _table_rows(conn, t: ExportTable, tenant_id: uuid.UUID, chunk_rows: in
     prefix = b'{"type":"row","table":' + json.dumps(t.name).encode() + b',"row":'
     keys = [c.name for c in t.columns]
     async for rows in result.partitions(chunk_rows):
-        yield b"".join(prefix + dumps(dict(zip(keys, map(_jsonable, r))))[:-1] + b"}\n" for r in rows)
+        yield b"".join(prefix + dumps(dict(zip(keys, map(_jsonable, r), strict=True)))[:-1] + b"}\n" for r in rows)

@@ -288,11 +288,11 @@ def patch_item(fields: tuple[str, ...], member: bool, if_match: bool) -> TenantS
         .returning(*ITEM_COLUMNS)
         .cte("updated")
     )
-    changed = select(updated.c.id, _diff(seen, updated, fields).label("changes")).where(
+    changed_rows = select(updated.c.id, _diff(seen, updated, fields).label("changes")).where(
         updated.c.version != seen.c.version  # an unchanged PATCH is no event
     ).subquery("changed")
-    event = audit_event(changed, "item.updated",
-                        details=func.jsonb_build_object(literal_column("'changes'"), changed.c.changes))
+    event = audit_event(changed_rows, "item.updated",
+                        details=func.jsonb_build_object(literal_column("'changes'"), changed_rows.c.changes))
     return compile_checked(
         select(*updated.c, item_tags_json(updated)).add_cte(event), f"patch_item{fields}{member}{if_match}"
     )

@@ -6,10 +6,11 @@ has no RLS), then prune each tenant in its own transaction, bound to it like a r
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import CursorResult, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import LoginAttempt, RefreshToken
@@ -58,5 +59,5 @@ async def prune_tenant(session: AsyncSession, settings: Settings) -> dict[str, i
     }
     counts = {}
     for name, statement in statements.items():
-        counts[name] = (await session.execute(statement)).rowcount
+        counts[name] = typing.cast(CursorResult, await session.execute(statement)).rowcount
     return counts

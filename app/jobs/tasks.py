@@ -7,6 +7,7 @@ from Settings when a worker starts).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 import procrastinate
@@ -41,7 +42,7 @@ async def deliver_message(context: JobContext, tenant_id: str, message_id: str) 
 
     rt = runtime(context)
     async with queue.tenant_transaction(rt.sessionmaker, tenant_id) as session:
-        await deliver(session, rt.settings, message_id)
+        await deliver(session, rt.settings, uuid.UUID(message_id))
 
 
 async def password_reset_requested(context: JobContext, tenant_id: str, email: str) -> None:

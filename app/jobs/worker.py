@@ -71,18 +71,17 @@ async def run_worker(
     """Run until stopped (SIGINT/SIGTERM, or cancelled); with wait=False, until the queue is empty."""
     # Every model registered before the first flush: a worker process imports only what its tasks
     # name, and a foreign key to an unregistered table (tenants) fails the unit of work.
-    import app.models
     if not settings.smtp_host:
         log.warning("SMTP_HOST is not set: emails are kept in the outbox (`tenantry mail list`), not sent")
     engine = create_engine(settings, app_url)
     runtime = tasks.JobRuntime(settings=settings, sessionmaker=create_sessionmaker(engine))
-    app = make_app(settings, app_url)
+    jobs = make_app(settings, app_url)
     try:
-        async with app.open_async():
-            await recover_stalled_jobs(app, settings)
-            recovery = asyncio.create_task(_recovery_loop(app, settings)) if wait else None
+        async with jobs.open_async():
+            await recover_stalled_jobs(jobs, settings)
+            recovery = asyncio.create_task(_recovery_loop(jobs, settings)) if wait else None
             try:
-                await app.run_worker_async(
+                await jobs.run_worker_async(
                     name=name or "tenantry-worker",
                     wait=wait,
                     concurrency=settings.worker_concurrency,

@@ -80,7 +80,7 @@ async def _new_token_and_email(session: AsyncSession, settings: Settings, actor:
         await session.flush()
     except IntegrityError as exc:  # lost a race with a concurrent invite of the same email
         raise Conflict({"field": "email", "message": "a pending invitation exists for this email: resend it"}) from exc
-    tenant = await session.get(Tenant, actor.tenant_id)
+    tenant = await session.get_one(Tenant, actor.tenant_id)
     await outbox.enqueue(
         session, settings, tenant_id=actor.tenant_id, kind="invitation", to=invitation.email,
         link=outbox.token_link(settings, ACCEPT_PATH, tenant.slug, token),

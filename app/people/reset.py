@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -53,7 +54,7 @@ async def _count(session: AsyncSession, settings: Settings, key: str, limit: int
     window = timedelta(seconds=settings.password_reset_window_seconds)
     open_ = ResetThrottle.window_started_at > func.now() - window
     # A Core insert: the session stamps tenant_id on ORM objects only, so it is named here.
-    stmt = pg_insert(ResetThrottle).values(
+    stmt: Any = pg_insert(ResetThrottle).values(
         tenant_id=session.info["tenant_id"], key=key, hits=1, window_started_at=func.now()
     )
     stmt = stmt.on_conflict_do_update(
@@ -101,7 +102,7 @@ async def _token_and_email(
     expires_at = tokens.now() + lifetime
     session.add(UserToken(user_id=user.id, purpose=purpose, token_hash=token_hash, expires_at=expires_at))
     await session.flush()
-    tenant = await session.get(Tenant, user.tenant_id)
+    tenant = await session.get_one(Tenant, user.tenant_id)
     await outbox.enqueue(
         session, settings, tenant_id=user.tenant_id, kind=kind, to=user.email,
         link=outbox.token_link(settings, path, tenant.slug, token),
@@ -141,8 +142,9 @@ async def complete_reset(session: AsyncSession, settings: Settings, data: Passwo
     user.token_version += 1
     if user.email_verified_at is None:  # the link reached the mailbox: the address is theirs
         user.email_verified_at = tokens.now()
+    # Login throttle counters are per client and account (app/auth/throttle.py): nothing here
+    # locks the account for everyone, so there is no account-wide lock to clear.
     await auth_service.revoke_user_tokens(session, user.id)
-    await auth_service.clear_failures(session, user.email)
     return await auth_service.issue_tokens(session, settings, user)
 
 

@@ -110,14 +110,14 @@ async def send_my_verification(user: CurrentUser, session: SessionDep, request: 
 
 @router.get("/tenant/login-policy", response_model=LoginPolicy)
 async def read_login_policy(actor: AdminUser, session: SessionDep):
-    tenant = await session.get(Tenant, actor.tenant_id)
+    tenant = await session.get_one(Tenant, actor.tenant_id)
     return LoginPolicy(allow_unverified_login=tenant.allow_unverified_login)
 
 
 @router.patch("/tenant/login-policy", response_model=LoginPolicy)
 async def update_login_policy(data: LoginPolicyUpdate, actor: OwnerUser, session: SessionDep):
     """Owners decide whether users with an unverified email may log in (default: yes, flagged)."""
-    tenant = await session.get(Tenant, actor.tenant_id)
+    tenant = await session.get_one(Tenant, actor.tenant_id)
     tenant.allow_unverified_login = data.allow_unverified_login
     await session.flush()
     return LoginPolicy(allow_unverified_login=tenant.allow_unverified_login)

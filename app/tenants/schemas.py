@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-
 from typing import Annotated
 
 from pydantic import EmailStr, Field, StringConstraints, field_validator

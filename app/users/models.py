@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, DateTime, Enum, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column

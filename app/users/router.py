@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.client import client_id
+from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.router import no_store, respond
 from app.auth.schemas import Text, TokenPair
 from app.core.openapi import problems
