@@ -11,7 +11,7 @@ Seeds a dedicated database (`tenantry_bench`, reused while its size matches) on 
 PostgreSQL, or on the server named by --admin-url / DATABASE_ADMIN_URL (a superuser URL); starts
 each app with uvicorn on a free port in 19000-19999, checks that cross-tenant requests are 404,
 drives it with wrk (or the built-in asyncio generator), and stops everything it started.
-Importable: `main(argv)` is what a `tenantry bench` command calls.
+Importable: `main(argv)` runs it (a development tool: not part of the installed package or image).
 """
 
 from __future__ import annotations
