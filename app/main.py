@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             worker = InProcessWorker(settings, settings.database_url)
             worker.start()
-        await limiter.overrides.start(settings.database_url, settings.db_statement_cache_size)
+        await limiter.overrides.start(settings, settings.database_url)
         # What start-up built (routes, schemas, mappers) lives as long as the process: moved out
         # of the collector's generations, full collections stop traversing it on every pass.
         gc.collect()

@@ -3,7 +3,7 @@
 Routes declare the statuses their own rules produce with `responses=problems(403, 404, ...)`.
 The statuses that follow from an operation's shape are added here, for every route alike:
 422 when it takes parameters or a body, 413 when it takes a body, 401 when it needs a
-credential, 503 (database unavailable) for every /api route. FastAPI's own 422 schema
+credential, 429 (rate limits) and 503 (database unavailable) for every /api route. FastAPI's own 422 schema
 (`{"detail": [...]}`, which this API never sends) is replaced by the Problem schema.
 """
 
@@ -27,7 +27,7 @@ DESCRIPTIONS: dict[int, str] = {
     412: "Precondition failed: If-Match does not name the current version",
     413: "Request body too large",
     422: "Invalid input; `errors` names each field",
-    429: "Too many attempts; retry after Retry-After seconds",
+    429: "Too many requests or attempts (rate limit, login throttle); retry after Retry-After seconds",
     503: "Database unavailable or busy; retry after Retry-After seconds",
 }
 _HEADERS = {
@@ -72,6 +72,8 @@ def complete_operation(path: str, operation: dict[str, Any]) -> None:
     if operation.get("security"):
         responses.setdefault("401", problem(401))
     if path.startswith("/api/"):
+        # Rate limits (app/limits) answer any request of a credential or tenant over its budget.
+        responses.setdefault("429", problem(429))
         responses.setdefault("503", problem(503))
 
 

@@ -19,6 +19,7 @@ import math
 import time
 import typing
 import uuid
+from typing import Any
 
 import asyncpg
 from limits import RateLimitItemPerMinute
@@ -69,10 +70,16 @@ class Overrides:
         return (self.defaults[0] if tenant_rate is None else tenant_rate,
                 self.defaults[1] if credential_rate is None else credential_rate)
 
-    async def start(self, database_url: str, statement_cache_size: int = 0) -> None:
-        url = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        await self._load(url, statement_cache_size)
-        self._task = asyncio.create_task(self._refresh(url, statement_cache_size), name="rate-limit-overrides")
+    async def start(self, settings: Any, database_url: str) -> None:
+        """Load now, then refresh in the background. The connection takes the app's own connect
+        arguments (app/db/engine.py), so it behaves behind PgBouncer exactly as the pool does."""
+        from app.db.engine import connect_args
+
+        url, args = connect_args(settings, database_url)
+        url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        args.pop("prepared_statement_name_func", None)  # an SQLAlchemy option, not asyncpg's
+        await self._load(url, args)
+        self._task = asyncio.create_task(self._refresh(url, args), name="rate-limit-overrides")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -81,16 +88,16 @@ class Overrides:
                 await self._task
             self._task = None
 
-    async def _refresh(self, url: str, statement_cache_size: int) -> None:
+    async def _refresh(self, url: str, args: dict[str, Any]) -> None:
         while True:
             await asyncio.sleep(self.interval)  # a periodic job, not a wait for something
             try:
-                await self._load(url, statement_cache_size)
+                await self._load(url, args)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("rate-limit overrides not refreshed (keeping the last ones): %s", exc)
 
-    async def _load(self, url: str, statement_cache_size: int) -> None:
-        conn = await asyncpg.connect(url, statement_cache_size=statement_cache_size)
+    async def _load(self, url: str, args: dict[str, Any]) -> None:
+        conn = await asyncpg.connect(url, **args)
         try:
             rows = await conn.fetch(_LOAD_SQL)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from app.auth.dependencies import AdminUser
+from app.core.openapi import problems
 from app.db.session import SessionDep
 from app.limits import quotas
 from app.limits import service as plan_service
@@ -12,7 +13,8 @@ from app.limits.schemas import PlanRead, PlanUpdate, TenantUsage
 from app.platform.router import require_platform_key
 
 usage_router = APIRouter(prefix="/tenant", tags=["tenant"])
-plans_router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)])
+plans_router = APIRouter(prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)],
+                         responses=problems(401, 404))
 
 
 @usage_router.get("/usage", response_model=TenantUsage)

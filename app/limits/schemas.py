@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from app.core.schemas import InputSchema, OutputSchema
 
-Limit = Annotated[int | None, Field(ge=0, le=1_000_000_000)]
+# Strict: "5" or 5.0 in JSON is a 422, as the schema (integer) says.
+Limit = Annotated[StrictInt | None, Field(ge=0, le=1_000_000_000)]
 
 
 class PlanUpdate(InputSchema):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from app.auth.dependencies import AdminUser, CurrentUser, require_role
 from app.auth.schemas import TokenPair
 from app.core.config import Settings
+from app.core.openapi import problems
 from app.core.schemas import Page
 from app.db.session import SessionDep
 from app.people import invitations, reset
@@ -59,7 +60,7 @@ async def resend_invitation(invitation_id: uuid.UUID, actor: AdminUser, session:
     return await invitations.resend(session, _settings(request), actor, invitation_id)
 
 
-@router.delete("/invitations/{invitation_id}", status_code=204)
+@router.delete("/invitations/{invitation_id}", status_code=204, responses=problems(403, 404, 409))
 async def revoke_invitation(invitation_id: uuid.UUID, actor: AdminUser, session: SessionDep) -> Response:
     await invitations.revoke(session, actor, invitation_id)
     return Response(status_code=204)

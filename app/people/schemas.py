@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.auth.schemas import EMAIL_MAX, SECRET_MAX, SLUG_MAX, Password, Text
 from app.core.schemas import InputSchema
@@ -71,7 +71,7 @@ class LoginPolicy(BaseModel):
 
 
 class LoginPolicyUpdate(InputSchema):
-    allow_unverified_login: bool
+    allow_unverified_login: StrictBool  # true/false only, as the schema says (not 0, "yes")
 
 
 class Accepted(BaseModel):

@@ -42,4 +42,5 @@ def test_every_model_column_holding_a_secret_is_excluded():
 
     excluded = {(t.name, c) for t in Base.metadata.sorted_tables for c in split_columns(t).excluded}
     assert excluded == {("users", "password_hash"), ("refresh_tokens", "token_hash"),
-                        ("invitations", "token_hash"), ("user_tokens", "token_hash")}
+                        ("invitations", "token_hash"), ("user_tokens", "token_hash"),
+                        ("api_keys", "secret_hash"), ("api_keys", "previous_hash")}

@@ -69,4 +69,6 @@ async def test_peak_memory_does_not_grow_with_the_tenant(engine, factory):
     # Held in memory, the extra rows would raise the peak by at least their NDJSON size
     # (~1.3 MB here); streamed, the peak stays at a few chunks' worth whatever the size.
     assert large_size - small_size > 1_000_000
-    assert large_peak - small_peak < (large_size - small_size) / 10, (small_peak, large_peak, large_size)
+    # A fifth, not a tenth: allocator noise under a loaded machine reached ~0.12 once; held in
+    # memory it would be at least 1.
+    assert large_peak - small_peak < (large_size - small_size) / 5, (small_peak, large_peak, large_size)

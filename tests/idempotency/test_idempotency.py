@@ -201,4 +201,4 @@ async def test_platform_tenant_creation_replays_without_the_generated_password(c
     other = await client.post("/api/v1/platform/tenants", json={**body_, "name": "Other"}, headers=headers)
     assert other.status_code == 422
     listed = (await client.get("/api/v1/platform/tenants", headers={"X-Platform-Key": PLATFORM_KEY})).json()
-    assert [t["slug"] for t in listed].count(slug) == 1
+    assert [t["slug"] for t in listed["items"]].count(slug) == 1

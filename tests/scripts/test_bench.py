@@ -58,7 +58,7 @@ def test_every_scenario_runs_clean_on_both_apps(bench):
     # Preflight: every scenario answered as expected in both apps (None = available), and the
     # cross-tenant GET/PATCH/list checks passed (a failure aborts the run: returncode != 0).
     for app in ("tenantry", "reference"):
-        kinds = [*doc["scenarios"][:5], "login_flood"]  # the composite scenarios add no kind of their own
+        kinds = [*doc["scenarios"][:6], "login_flood"]  # the composite scenarios add no kind of their own
         assert doc["preflight"][app] == dict.fromkeys(kinds), doc["preflight"]
     assert doc["warnings"] == []  # e.g. the two apps' item or page shapes differ
     for scenario, by_app in doc["results"].items():
