@@ -8,6 +8,7 @@ from app.audit import queries
 from app.audit.schemas import AuditEventRead, FiltersQuery
 from app.auth.dependencies import AdminUser
 from app.core.errors import NotFound
+from app.core.openapi import problems
 from app.core.schemas import Page
 from app.db.session import SessionDep
 from app.db.tenancy import bind_tenant
@@ -16,7 +17,8 @@ from app.tenants import service as tenant_service
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 platform_router = APIRouter(
-    prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)]
+    prefix="/platform/tenants", tags=["platform"], dependencies=[Depends(require_platform_key)],
+    responses=problems(401, 404),
 )
 
 

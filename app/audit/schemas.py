@@ -7,12 +7,23 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.core.schemas import OutputSchema
 
 ActorType = Literal["user", "service_account", "operator", "system", "anonymous"]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.*-]+$")]
+
+
+
+def _iso_only(value: object) -> object:
+    # A date-time as the schema says (ISO 8601): pydantic would also take a bare number as epoch seconds.
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("-+").replace(".", "", 1).isdigit()):
+        raise ValueError("must be an ISO 8601 date-time")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class AuditEventRead(OutputSchema):
@@ -44,8 +55,8 @@ class AuditFilters(BaseModel):
     action: Name | None = Field(default=None, description="exact name, or a prefix ending in .* (item.*)")
     target_type: Name | None = None
     target_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    since: datetime | None = Field(default=None, description="occurred_at >= since")
-    until: datetime | None = Field(default=None, description="occurred_at < until")
+    since: IsoDatetime | None = Field(default=None, description="occurred_at >= since (ISO 8601)")
+    until: IsoDatetime | None = Field(default=None, description="occurred_at < until (ISO 8601)")
     limit: int = Field(default=50, ge=1, le=200)
     cursor: Annotated[str, Field(max_length=200)] | None = None
 

@@ -17,6 +17,7 @@ from app.audit.context import OPERATOR_API, Actor
 from app.audit.service import record
 from app.auth.dependencies import require_role
 from app.core.errors import NotFound
+from app.core.openapi import problems
 from app.core.schemas import OutputSchema
 from app.db.session import SessionDep
 from app.db.tenancy import bind_tenant
@@ -27,7 +28,8 @@ from app.tenants import service as tenant_service
 from app.users.models import Role, User
 
 router = APIRouter(prefix="/tenant", tags=["tenant"])
-platform_router = APIRouter(prefix="/platform", tags=["platform"], dependencies=[Depends(require_platform_key)])
+platform_router = APIRouter(prefix="/platform", tags=["platform"], dependencies=[Depends(require_platform_key)],
+                            responses=problems(401, 404))
 OwnerUser = Annotated[User, Depends(require_role(Role.owner))]
 NDJSON: dict[int | str, dict[str, Any]] = {200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
                 "description": "NDJSON: a header line, one line per row ({type, table, row}), an end line"}}

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictInt
+from pydantic import BeforeValidator, Field
 
 from app.core.schemas import InputSchema, OutputSchema
 
-# Strict: "5" or 5.0 in JSON is a 422, as the schema (integer) says.
-Limit = Annotated[StrictInt | None, Field(ge=0, le=1_000_000_000)]
+
+def _not_text(value: object) -> object:
+    # JSON numbers only ("5" is a 422, as the schema's integer type says); 5.0 is an integer too.
+    if isinstance(value, str):
+        raise ValueError("must be a number, not a string")
+    return value
+
+
+Limit = Annotated[int | None, BeforeValidator(_not_text), Field(ge=0, le=1_000_000_000)]
 
 
 class PlanUpdate(InputSchema):

@@ -68,7 +68,7 @@ async def test_secrets_are_never_exported(engine, factory):
     assert parsed.header["excluded_columns"] == {
         "users": ["password_hash"], "refresh_tokens": ["token_hash"],
         "invitations": ["token_hash"], "user_tokens": ["token_hash"],
-        "api_keys": ["previous_hash", "secret_hash"],
+        "api_keys": ["secret_hash", "previous_hash"],
     }
     assert all("password_hash" not in r for r in parsed.rows["users"])
     assert all("token_hash" not in r for r in parsed.rows["refresh_tokens"])
