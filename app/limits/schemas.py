@@ -16,7 +16,7 @@ def _not_text(value: object) -> object:
     return value
 
 
-Limit = Annotated[int | None, BeforeValidator(_not_text), Field(ge=0, le=1_000_000_000)]
+Limit = Annotated[int, BeforeValidator(_not_text), Field(ge=0, le=1_000_000_000)] | None
 
 
 class PlanUpdate(InputSchema):
