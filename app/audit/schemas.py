@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,10 +17,13 @@ Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_
 
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt ]|$)")
+
+
 def _iso_only(value: object) -> object:
     # A date-time as the schema says (ISO 8601): pydantic would also take a bare number as epoch seconds.
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("-+").replace(".", "", 1).isdigit()):
-        raise ValueError("must be an ISO 8601 date-time")
+    if not isinstance(value, datetime) and not (isinstance(value, str) and _ISO_DATE.match(value.strip())):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-12-01T10:00:00Z")
     return value
 
 

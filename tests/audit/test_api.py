@@ -98,6 +98,8 @@ async def test_filters(client, factory):
     ({"action": "x" * 101}, "action"),
     ({"action": "item updated"}, "action"),
     ({"since": "yesterday"}, "since"),
+    ({"since": "1700000000"}, "since"),  # epoch seconds: the schema says an ISO 8601 date-time
+    ({"until": "1e5"}, "until"),
 ])
 async def test_bad_filters_are_422_naming_the_field(client, factory, params, field):
     t = await factory.tenant()
