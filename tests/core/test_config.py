@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.core.config import DEFAULT_SECRET_KEY, MIN_PROD_SECRET_LENGTH, Environment, Settings
-from app.models import tenant_tables
 from app.db.engine import to_async_url
 from app.db.guard import isolation_problems
 from app.db.setup import bootstrap, run_migrations
+from app.models import tenant_tables
+from tests.conftest import _drop_database
 from tests.core.conftest import url_for_database
 
 DB_URL = "postgresql://tenantry_app:pw@db.example.com:5432/tenantry"
@@ -128,8 +129,4 @@ async def test_downgrade_to_base_and_upgrade_to_head(admin_url, settings):
         finally:
             await engine.dispose()
     finally:
-        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://", 1))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await _drop_database(admin_url, database)

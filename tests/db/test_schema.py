@@ -14,6 +14,7 @@ import pytest
 from app.db.setup import bootstrap, run_migrations
 from app.db.statements import all_statements
 from app.models import tenant_tables
+from tests.conftest import _drop_database
 
 KEYS_SQL = """
 SELECT c.conname, c.contype, t.relname AS table_name,
@@ -131,8 +132,4 @@ async def test_the_key_migration_runs_on_a_populated_database_and_downgrades(adm
         finally:
             await conn.close()
     finally:
-        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://", 1))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await _drop_database(admin_url, database)
